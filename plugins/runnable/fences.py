@@ -1,0 +1,229 @@
+"""Find executable fences in a page's Markdown and expand their snippet includes.
+
+Plain functions over text: nothing here knows MkDocs or executes code.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+#: Languages this plugin executes; other `exec="on"` fences are left to markdown-exec.
+LANGUAGES = frozenset({"python", "py"})
+
+#: Options that change what the code does; the others only change how it is shown.
+EXEC_OPTIONS = ("exec", "session", "allow_error")
+DISPLAY_OPTIONS = ("source", "result", "html", "id", "title", "tabs", "timeout")
+SOURCES = ("above", "below", "tabbed-left", "tabbed-right")
+
+_OPEN = re.compile(r"^(?P<indent>[ \t]*)(?P<fence>`{3,}|~{3,})[ \t]*(?P<info>.*)$")
+_OPTION = re.compile(r'(?P<key>[\w-]+)=(?:"(?P<dq>[^"]*)"|\'(?P<sq>[^\']*)\'|(?P<bare>\S+))')
+_INCLUDE = re.compile(r"^[ \t]*-{1,}8<-{1,}[ \t]+(?P<q>[\"'])(?P<target>.+?)(?P=q)[ \t]*$")
+_SECTION = re.compile(r"^\s*#\s*-{1,}8<-{1,}\s*\[(?P<kind>start|end):(?P<name>[\w-]+)\]\s*$")
+
+
+class FenceError(Exception):
+    """A problem in a page's fences, located at `path:line`."""
+
+    def __init__(self, path: str, line: int, message: str) -> None:
+        super().__init__(f"{path}:{line}: {message}")
+        self.path, self.line, self.message = path, line, message
+
+
+@dataclass(frozen=True)
+class Fence:
+    """One executable fence of a page, its snippet includes already expanded."""
+
+    path: str  # the page, as shown in messages (relative to the repository root)
+    index: int  # 0-based position among the page's exec fences
+    start: int  # line of the opening fence in the body given to `find_fences` (0-based)
+    end: int  # line after the closing fence (0-based, exclusive)
+    line: int  # 1-based line of the opening fence in the source file
+    indent: str
+    language: str
+    options: dict[str, str]
+    code: str
+    origins: tuple[str, ...]  # "path:line" of every code line, for tracebacks
+    includes: tuple[str, ...] = field(default=())  # repository files the code was copied from
+
+    @property
+    def location(self) -> str:
+        return f"{self.path}:{self.line}: fence '{self.id}'"
+
+    @property
+    def id(self) -> str:
+        return self.options.get("id") or f"fence-{self.index + 1}"
+
+    @property
+    def session(self) -> str | None:
+        return self.options.get("session")
+
+    @property
+    def allow_error(self) -> bool:
+        return _is_on(self.options.get("allow_error", "off"))
+
+    @property
+    def timeout(self) -> float | None:
+        value = self.options.get("timeout")
+        return float(value) if value is not None else None
+
+    def exec_signature(self) -> dict:
+        """What decides this fence's output: the code and the options that change execution."""
+        return {
+            "code": self.code,
+            "options": {k: self.options[k] for k in EXEC_OPTIONS if k in self.options},
+        }
+
+
+_FRONT_MATTER = re.compile(r"^-{3}[ \t]*\n.*?\n(?:-{3}|\.{3})[ \t]*\n", re.DOTALL)
+
+
+def split_front_matter(text: str) -> tuple[str, int]:
+    """A page's body without its YAML front matter (as MkDocs strips it), and its line offset."""
+    match = _FRONT_MATTER.match(text)
+    body = text[match.end() :].lstrip("\n") if match else text
+    return body, line_offset(text, body)
+
+
+def line_offset(text: str, body: str) -> int:
+    """How many lines of `text` come before `body`, its tail."""
+    return text[: len(text) - len(body)].count("\n") if text.endswith(body) else 0
+
+
+def _is_on(value: str) -> bool:
+    return value.lower() in {"1", "on", "true", "yes"}
+
+
+def parse_options(info: str) -> tuple[str, dict[str, str]]:
+    """Split a fence's info string into its language and its `key="value"` options."""
+    language, _, rest = info.strip().partition(" ")
+    options = {}
+    for match in _OPTION.finditer(rest):
+        value = match["dq"] if match["dq"] is not None else match["sq"]
+        options[match["key"]] = value if value is not None else match["bare"]
+    return language.lstrip("{.").rstrip("}"), options
+
+
+def _validate(options: dict[str, str], *, path: str, line: int) -> None:
+    unknown = sorted(set(options) - set(EXEC_OPTIONS) - set(DISPLAY_OPTIONS))
+    if unknown:
+        known = ", ".join(EXEC_OPTIONS + DISPLAY_OPTIONS)
+        raise FenceError(
+            path, line, f"unknown fence option(s) {', '.join(unknown)} (known: {known})"
+        )
+    source = options.get("source")
+    if source is not None and source not in SOURCES:
+        raise FenceError(path, line, f'source="{source}" is not one of {", ".join(SOURCES)}')
+    timeout = options.get("timeout")
+    if timeout is not None:
+        try:
+            if float(timeout) <= 0:
+                raise ValueError
+        except ValueError:
+            raise FenceError(path, line, f'timeout="{timeout}" is not a positive number') from None
+
+
+def read_section(
+    root: Path, target: str, *, path: str, line: int
+) -> tuple[list[str], list[str], str]:
+    """Lines named by a pymdownx.snippets target (`file`, `file:section`, `file:start:end`).
+
+    Returns the lines, their origins (`file:line`) and the file's path relative to `root`.
+    """
+    file, *selector = target.split(":")
+    source = (root / file).resolve()
+    if not source.is_file() or not source.is_relative_to(root.resolve()):
+        raise FenceError(path, line, f'snippet file "{file}" not found under {root}')
+    rel = source.relative_to(root.resolve()).as_posix()
+    lines = source.read_text(encoding="utf-8").splitlines()
+    numbered = list(enumerate(lines, start=1))
+    if len(selector) == 1:
+        numbered = _section(numbered, selector[0], path=path, line=line, file=rel)
+    elif len(selector) == 2:
+        first, last = (int(x) if x else None for x in selector)
+        numbered = numbered[(first or 1) - 1 : last]
+    numbered = [(n, text) for n, text in numbered if not _SECTION.match(text)]
+    return [text for _, text in numbered], [f"{rel}:{n}" for n, _ in numbered], rel
+
+
+def _section(numbered: list[tuple[int, str]], name: str, *, path: str, line: int, file: str):
+    start = end = None
+    for i, (_, text) in enumerate(numbered):
+        marker = _SECTION.match(text)
+        if marker and marker["name"] == name:
+            if marker["kind"] == "start" and start is None:
+                start = i + 1
+            elif marker["kind"] == "end" and start is not None:
+                end = i
+                break
+    if start is None or end is None:
+        raise FenceError(path, line, f'section "{name}" not found (or not closed) in {file}')
+    return numbered[start:end]
+
+
+def find_fences(markdown: str, *, path: str, root: Path, line_offset: int = 0) -> list[Fence]:
+    """Every executable Python fence of a page body, in order.
+
+    `path` names the page in messages; `line_offset` is the number of source lines before
+    `markdown` (front matter), so locations point into the real file.
+    """
+    lines = markdown.split("\n")
+    fences: list[Fence] = []
+    i = 0
+    while i < len(lines):
+        opening = _OPEN.match(lines[i])
+        if not opening:
+            i += 1
+            continue
+        indent, marker = opening["indent"], opening["fence"]
+        closing = re.compile(rf"^[ \t]*{re.escape(marker[0])}{{{len(marker)},}}[ \t]*$")
+        j = i + 1
+        while j < len(lines) and not closing.match(lines[j]):
+            j += 1
+        language, options = parse_options(opening["info"])
+        file_line = line_offset + i + 1
+        if language in LANGUAGES and _is_on(options.get("exec", "off")):
+            if j >= len(lines):
+                raise FenceError(path, file_line, "exec fence is never closed")
+            _validate(options, path=path, line=file_line)
+            body = [
+                text[len(indent) :] if text.startswith(indent) else text.lstrip()
+                for text in lines[i + 1 : j]
+            ]
+            code, origins, includes = _expand(body, first_line=file_line + 1, path=path, root=root)
+            fences.append(
+                Fence(
+                    path=path,
+                    index=len(fences),
+                    start=i,
+                    end=j + 1,
+                    line=file_line,
+                    indent=indent,
+                    language=language,
+                    options=options,
+                    code=code,
+                    origins=tuple(origins),
+                    includes=tuple(includes),
+                )
+            )
+        i = j + 1
+    return fences
+
+
+def _expand(body: list[str], *, first_line: int, path: str, root: Path):
+    code, origins, includes = [], [], []
+    for offset, text in enumerate(body):
+        line = first_line + offset
+        include = _INCLUDE.match(text)
+        if include:
+            section, section_origins, file = read_section(
+                root, include["target"], path=path, line=line
+            )
+            code += section
+            origins += section_origins
+            includes.append(file)
+        else:
+            code.append(text)
+            origins.append(f"{path}:{line}")
+    return "\n".join(code), origins, includes

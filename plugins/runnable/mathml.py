@@ -1,0 +1,85 @@
+r"""Build-time LaTeX → MathML: pages need no math JavaScript and load nothing from a CDN.
+
+pymdownx.arithmatex (generic mode) finds `$...$` and `$$...$$` and wraps them as
+`<span class="arithmatex">\(...\)</span>` / `<div class="arithmatex">\[...\]</div>`;
+`MathMLExtension` replaces those wrappers with `<math>` in the final HTML of every
+conversion, blog excerpts included. A formula that does not convert is recorded in
+`errors` (with its LaTeX) and rendered as visible code; the caller fails the build.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+
+from latex2mathml.converter import convert as latex_to_mathml
+from markdown import Extension, Markdown
+from markdown.postprocessors import Postprocessor
+
+_WRAPPED = re.compile(
+    r'<(?P<tag>span|div) class="arithmatex">\s*\\(?P<open>[(\[])(?P<latex>.*?)\\[)\]]\s*</(?P=tag)>',
+    re.DOTALL,
+)
+
+
+class MathError(ValueError):
+    """A formula latex2mathml cannot convert, or converts with a command left over."""
+
+    def __init__(self, latex: str, reason: str) -> None:
+        super().__init__(f"cannot convert formula ${latex}$: {reason}")
+        self.latex, self.reason = latex, reason
+
+
+def to_mathml(latex: str, *, display: bool) -> str:
+    """One formula as MathML; raises `MathError` instead of passing bad input through."""
+    depth = 0
+    for brace in re.findall(r"(?<!\\)[{}]", latex):
+        depth += 1 if brace == "{" else -1
+        if depth < 0:
+            break
+    if depth:
+        raise MathError(latex, "unbalanced braces")
+    try:
+        mathml = latex_to_mathml(latex, display="block" if display else "inline")
+    except Exception as error:  # latex2mathml raises assorted types on malformed input
+        raise MathError(latex, f"{type(error).__name__}: {error}") from None
+    leftover = re.search(r">\s*(\\[A-Za-z]+)", mathml)
+    if leftover:  # latex2mathml passes unknown commands through as text
+        raise MathError(latex, f"unknown command {leftover[1]}")
+    return mathml
+
+
+def convert_html(text: str, errors: list[MathError]) -> str:
+    """Replace every arithmatex wrapper in `text` by MathML, appending failures to `errors`."""
+
+    def replace(match: re.Match) -> str:
+        latex = html.unescape(match["latex"]).strip()
+        display = match["open"] == "["
+        try:
+            return to_mathml(latex, display=display)
+        except MathError as error:
+            errors.append(error)
+            return f'<code class="runnable-math-error">{html.escape(latex)}</code>'
+
+    return _WRAPPED.sub(replace, text)
+
+
+class _MathMLPostprocessor(Postprocessor):
+    def __init__(self, md: Markdown, extension: MathMLExtension) -> None:
+        super().__init__(md)
+        self.extension = extension
+
+    def run(self, text: str) -> str:
+        return convert_html(text, self.extension.errors)
+
+
+class MathMLExtension(Extension):
+    """Converts arithmatex output to MathML; failures accumulate in `errors`."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.errors: list[MathError] = []
+
+    def extendMarkdown(self, md: Markdown) -> None:  # noqa: N802 (Markdown's API)
+        # Priority 5: after the raw-HTML postprocessor (30) has put stashed HTML back.
+        md.postprocessors.register(_MathMLPostprocessor(md, self), "runnable_mathml", 5)

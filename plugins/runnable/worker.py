@@ -1,0 +1,211 @@
+"""The worker process: executes pages' fences and sends their results back.
+
+Started by `runner.py` as `python -m plugins.runnable.worker READ_FD WRITE_FD ROOT`; it
+imports the heavy libraries once, then runs one page per job until its input closes.
+Each fence runs as the `__main__` module from a real file, so `multiprocessing` spawn
+children can import what it defines, and its output is captured at the file-descriptor
+level, so prints from imported functions and from child processes are kept.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import random
+import re
+import sys
+import time
+import traceback
+import types
+from contextlib import contextmanager
+from multiprocessing.connection import Connection
+from pathlib import Path
+
+#: The seed every page starts from (part of the cache key: see `SEED_POLICY`).
+SEED = 0
+SEED_POLICY = f"random/numpy/torch seeded {SEED} per page; torch threads 1"
+
+#: matplotlib settings for every page: deterministic SVG, text kept as text.
+RC = {"svg.fonttype": "none", "figure.dpi": 100, "savefig.bbox": "tight"}
+
+
+def warm_up() -> None:
+    """Import the libraries most pages use, once per worker, and fix their global state."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot  # noqa: F401
+    except ImportError:
+        pass
+    try:
+        import torch
+
+        torch.set_num_threads(1)
+    except ImportError:
+        pass
+
+
+def reset(root: Path) -> None:
+    """Give the next page a fresh start: seeds, figures, cwd, and repository modules."""
+    os.chdir(root)
+    for name, module in list(sys.modules.items()):
+        file = getattr(module, "__file__", None)
+        if file and _is_repository_file(Path(file), root):
+            del sys.modules[name]  # re-imported from disk: an edited module is never stale
+    random.seed(SEED)
+    if "numpy" in sys.modules:
+        sys.modules["numpy"].random.seed(SEED)
+    if "torch" in sys.modules:
+        sys.modules["torch"].manual_seed(SEED)
+    if "matplotlib.pyplot" in sys.modules:
+        import matplotlib
+        import matplotlib.pyplot as plt
+
+        plt.close("all")
+        matplotlib.rcdefaults()
+        matplotlib.rcParams.update(RC)
+
+
+def _is_repository_file(file: Path, root: Path) -> bool:
+    file = file.resolve()
+    return (
+        file.is_relative_to(root)
+        and not file.is_relative_to(Path(__file__).parent)  # this plugin, running the page
+        and not file.is_relative_to(Path(sys.prefix).resolve())
+        and "site-packages" not in file.parts
+    )
+
+
+@contextmanager
+def captured(path: Path):
+    """Send fd 1 and 2 (and so `sys.stdout`, `sys.stderr`, C code, child processes) to `path`."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = os.dup(1), os.dup(2)
+    with open(path, "wb") as sink:
+        os.dup2(sink.fileno(), 1)
+        os.dup2(sink.fileno(), 2)
+    try:
+        yield
+    finally:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os.dup2(saved[0], 1)
+        os.dup2(saved[1], 2)
+        os.close(saved[0])
+        os.close(saved[1])
+
+
+def execute(code: str, file: Path, module: types.ModuleType) -> BaseException | None:
+    """Run `code` as the `__main__` module from `file`; return what it raised, if anything."""
+    file.write_text(code, encoding="utf-8")
+    module.__file__ = str(file)
+    saved_main, saved_argv = sys.modules["__main__"], sys.argv
+    sys.modules["__main__"], sys.argv = module, [str(file)]
+    try:
+        exec(compile(code, str(file), "exec"), module.__dict__)
+    except BaseException as error:  # SystemExit, KeyboardInterrupt: errors of the fence too
+        return error
+    finally:
+        sys.modules["__main__"], sys.argv = saved_main, saved_argv
+    return None
+
+
+def format_error(error: BaseException, origins: dict[str, list[str]]) -> str:
+    """The traceback from the fence down, with fence files mapped back to page/module lines."""
+    tb = traceback.TracebackException.from_exception(error)
+    frames = list(tb.stack)
+    while frames and frames[0].filename not in origins:
+        frames.pop(0)  # the worker's own frames
+    for frame in frames:
+        if frame.filename in origins:
+            _ = frame.line  # read the code line before the location is rewritten
+            frame.filename, frame.lineno = _origin(origins[frame.filename], frame.lineno)
+            frame.colno = frame.end_colno = None
+    tb.stack = traceback.StackSummary.from_list(frames)
+    if isinstance(error, SyntaxError) and tb.filename in origins:
+        tb.filename, tb.lineno = _origin(origins[tb.filename], tb.lineno or 1)
+    return "".join(tb.format()).rstrip()
+
+
+def _origin(lines: list[str], lineno: int) -> tuple[str, int]:
+    where = lines[min(lineno, len(lines)) - 1] if lines else "?:0"
+    path, _, line = where.rpartition(":")
+    return path, int(line)
+
+
+def figures(salt: str) -> list[str]:
+    """Every open matplotlib figure as inline SVG, then closed."""
+    if "matplotlib.pyplot" not in sys.modules:
+        return []
+    import matplotlib
+    import matplotlib.pyplot as plt
+
+    svgs = []
+    for number in plt.get_fignums():
+        figure = plt.figure(number)
+        buffer = io.StringIO()
+        with matplotlib.rc_context({"svg.hashsalt": f"{salt}-{number}"}):
+            figure.savefig(buffer, format="svg", metadata={"Date": None})
+        plt.close(figure)
+        svgs.append(_inline_svg(buffer.getvalue()))
+    return svgs
+
+
+def _inline_svg(svg: str) -> str:
+    svg = svg[svg.index("<svg") :]
+    svg = re.sub(r"<metadata>.*?</metadata>\s*", "", svg, flags=re.DOTALL)
+    return "\n".join(line for line in svg.splitlines() if line.strip())
+
+
+def run_page(job: dict, send, root: Path) -> None:
+    """Execute one page's fences in order, sending a message as each starts and ends."""
+    reset(root)
+    workdir = Path(job["workdir"])
+    workdir.mkdir(parents=True, exist_ok=True)
+    sessions: dict[str, types.ModuleType] = {}
+    origins: dict[str, list[str]] = {}
+    for i, fence in enumerate(job["fences"]):
+        file, output = workdir / f"fence{i + 1}.py", workdir / f"fence{i + 1}.out"
+        origins[str(file)] = fence["origins"]
+        session = fence["session"]
+        module = sessions.get(session) if session else None
+        if module is None:
+            module = types.ModuleType("__main__")
+            if session:
+                sessions[session] = module
+        send(("start", i, str(output)))
+        started = time.perf_counter()
+        with captured(output):
+            error = execute(fence["code"], file, module)
+        result = {
+            "output": output.read_text(encoding="utf-8", errors="replace"),
+            "figures": figures(f"{job['page']}:{i + 1}"),
+            "error": format_error(error, origins) if error else None,
+            "seconds": time.perf_counter() - started,
+        }
+        send(("done", i, result))
+        if error and not fence["allow_error"]:
+            break  # later fences build on this one
+
+
+def main(argv: list[str]) -> None:
+    receive = Connection(int(argv[1]), writable=False)
+    send = Connection(int(argv[2]), readable=False)
+    root = Path(argv[3]).resolve()
+    sys.path.insert(0, str(root))
+    sys.stdout.reconfigure(line_buffering=True)  # keep prints and tracebacks in order
+    warm_up()
+    send.send(("ready",))
+    while True:
+        try:
+            job = receive.recv()
+        except EOFError:
+            return
+        run_page(job, send.send, root)
+        send.send(("page_done",))
+
+
+if __name__ == "__main__":
+    main(sys.argv)

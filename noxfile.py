@@ -45,4 +45,3 @@ def docs_serve(session: nox.Session) -> None:
     """Serve the site on http://127.0.0.1:8000, rebuilding when docs or snippets change."""
     install_project(session)
     session.run("mkdocs", "serve", "--livereload", *session.posargs, env=ENV)
-

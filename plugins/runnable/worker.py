@@ -125,7 +125,8 @@ def format_error(error: BaseException, origins: dict[str, list[str]]) -> str:
             frame.colno = frame.end_colno = None
     tb.stack = traceback.StackSummary.from_list(frames)
     if isinstance(error, SyntaxError) and tb.filename in origins:
-        tb.filename, tb.lineno = _origin(origins[tb.filename], tb.lineno or 1)
+        path, line = _origin(origins[tb.filename], int(tb.lineno or 1))
+        tb.filename, tb.lineno = path, str(line)  # TracebackException keeps it as text
     return "".join(tb.format()).rstrip()
 
 

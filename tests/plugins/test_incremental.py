@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+import os
 import re
+import signal
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from fixture_site import CONFIG, Site, fence
@@ -112,3 +118,54 @@ def test_report_page_lists_pages_and_environment(site: Site) -> None:
     assert {"python", "torch", "numpy", "matplotlib", "cpu_count"} <= set(report["environment"])
     page = build.html("runnable/index.html")
     assert "执行报告" in page and "p.md" in page and "已执行" in page
+
+
+def test_concurrent_builds_share_the_cache_safely(tmp_path: Path) -> None:
+    """Two builds at once over one cache both succeed, and a third build is all cached."""
+    sites = [Site(tmp_path / f"s{i}") for i in range(2)]
+    cache = tmp_path / "shared-cache"
+    for s in sites:
+        (s.root / "mkdocs.yml").write_text(
+            (s.root / "mkdocs.yml")
+            .read_text()
+            .replace("workers: 2", f"workers: 2\n      cache_dir: {cache}")
+        )
+        for n in range(3):
+            s.page(f"p{n}.md", f"# P{n}\n\n" + fence(f"import time\ntime.sleep(0.5)\nprint({n})"))
+    with ThreadPoolExecutor(2) as pool:
+        builds = list(pool.map(lambda s: s.build(), sites))
+    assert [b.returncode for b in builds] == [0, 0], builds[0].log + builds[1].log
+    again = sites[0].build()
+    assert set(again.statuses().values()) == {"cached"}
+
+
+def test_ctrl_c_stops_workers_and_keeps_the_cache_valid(site: Site) -> None:
+    """SIGINT during execution ends the build and its workers promptly; the next build works."""
+    site.page("done.md", "# D\n\n" + fence("print('quick')"))
+    site.build()
+    site.page("slow.md", "# S\n\n" + fence("import time\ntime.sleep(600)"))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RUNNABLE_")}
+    with subprocess.Popen(
+        [sys.executable, "-m", "mkdocs", "build"],
+        cwd=site.root,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    ) as process:
+        for line in process.stdout:
+            if "executing 1 of 2 pages" in line:
+                break
+        time.sleep(3)  # the worker is inside the fence
+        process.send_signal(signal.SIGINT)
+        process.communicate(timeout=20)
+    assert process.returncode != 0
+    time.sleep(1)
+    leftover = subprocess.run(
+        ["pgrep", "-f", f"plugins.runnable.worker .* {site.root}"], capture_output=True
+    )
+    assert leftover.stdout == b""
+    site.page("slow.md", "# S\n\n" + fence("print('now fast')"))
+    build = site.build()
+    assert build.returncode == 0, build.log
+    assert build.statuses() == {"done.md": "cached", "slow.md": "executed"}

@@ -15,12 +15,13 @@ from importlib import metadata
 from pathlib import Path
 
 
-def imported_names(code: str, *, package: str = "") -> set[str]:
+@cache  # the same module text is read for every page that imports it
+def imported_names(code: str, *, package: str = "") -> frozenset[str]:
     """Absolute dotted names `code` imports (`from a import b` gives `a` and `a.b`)."""
     try:
         tree = ast.parse(code)
     except SyntaxError:
-        return set()  # the fence fails when it runs, with a better message than ours
+        return frozenset()  # the fence fails when it runs, with a better message than ours
     names = set()
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
@@ -36,7 +37,7 @@ def imported_names(code: str, *, package: str = "") -> set[str]:
             names.update(
                 f"{base}.{alias.name}".lstrip(".") for alias in node.names if alias.name != "*"
             )
-    return names
+    return frozenset(names)
 
 
 def module_file(name: str, root: Path) -> Path | None:
@@ -84,13 +85,23 @@ def package_versions(code: list[str], files: set[Path], root: Path) -> dict[str,
     tops = {t for t in tops if t not in sys.stdlib_module_names and module_file(t, root) is None}
     versions = {}
     for top in sorted(tops):
-        for dist in _distributions().get(top, []):
+        for dist in _distributions(top):
             versions[dist] = _version(dist)
     return versions
 
 
 @cache
-def _distributions() -> dict[str, list[str]]:
+def _distributions(top: str) -> tuple[str, ...]:
+    """The distributions providing import name `top` (usually one, named alike)."""
+    try:
+        metadata.distribution(top)
+        return (top,)  # the common case, without scanning every installed distribution
+    except metadata.PackageNotFoundError:
+        return tuple(_all_distributions().get(top, ()))
+
+
+@cache
+def _all_distributions() -> dict[str, list[str]]:
     return metadata.packages_distributions()
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import html
 import re
+from functools import cache
 
 from latex2mathml.converter import convert as latex_to_mathml
 from markdown import Extension, Markdown
@@ -30,6 +31,7 @@ class MathError(ValueError):
         self.latex, self.reason = latex, reason
 
 
+@cache  # listing pages convert a post's formulas again
 def to_mathml(latex: str, *, display: bool) -> str:
     """One formula as MathML; raises `MathError` instead of passing bad input through."""
     depth = 0

@@ -18,7 +18,7 @@ from .config import RunnableConfig
 from .engine import ExecutionFailed, Outcome, environment, execute
 from .fences import Fence, FenceError, find_fences, line_offset, split_front_matter
 from .mathml import MathMLExtension
-from .render import render_page
+from .render import Stash, StashExtension, render_page
 from .report import report_data, report_markdown
 
 log = logging.getLogger("mkdocs.plugins.runnable")
@@ -44,7 +44,8 @@ class RunnablePlugin(BasePlugin[RunnableConfig]):
         self.cache = Cache(self.root / self.config.cache_dir) if use_cache else None
         self.outcomes: dict[str, Outcome] = {}
         self.math = MathMLExtension()
-        config.markdown_extensions.append(self.math)
+        self.stash = Stash()
+        config.markdown_extensions += [self.math, StashExtension(self.stash)]
         return config
 
     def _fences(self, file: File, markdown: str | None = None) -> list[Fence]:
@@ -111,7 +112,7 @@ class RunnablePlugin(BasePlugin[RunnableConfig]):
             # Another plugin changed the page's code after `on_files`: run what is there now.
             self._execute({page.file.src_uri: fences})
             outcome = self.outcomes[page.file.src_uri]
-        return render_page(markdown, fences, outcome.results)
+        return render_page(markdown, fences, outcome.results, self.stash)
 
     @event_priority(50)  # fail on a bad formula before other plugins use the HTML
     def on_page_content(

@@ -1,26 +1,70 @@
 """Turn fences and their results into static Markdown/HTML (nothing is executed here).
 
-Code blocks and tabs come from markdown-exec's helpers, so pages look like any
-markdown-exec site; the wrappers carry this plugin's classes (`runnable-*`).
+Source code stays a Markdown code block (markdown-exec's helpers), so it is highlighted
+and gets Material's copy button like any other. Outputs, tracebacks and figures are HTML
+already: they go into a `Stash` and the page gets a tiny placeholder, which
+`StashExtension` swaps back after every Markdown conversion. So a post's outputs are never
+re-parsed, neither for the post nor for each listing page that shows its excerpt.
 """
 
 from __future__ import annotations
 
+import hashlib
+import html
 import re
 from textwrap import indent
 
+from markdown import Extension, Markdown
+from markdown.postprocessors import Postprocessor
 from markdown_exec import code_block, tabbed
+from pygments import highlight
+from pygments.formatters import HtmlFormatter
+from pygments.lexers import get_lexer_by_name
+from pygments.util import ClassNotFound
 
 from .fences import Fence
 from .runner import FenceResult
 
 DEFAULT_TABS = ("源码", "输出")
 _CODE = re.compile(r"(^(`{3,}|~{3,}).*?^\2[ \t]*$|`+[^`\n]*`+)", re.MULTILINE | re.DOTALL)
+_PLACEHOLDER = re.compile(r'(?:<p>)?<div data-runnable="(?P<key>[0-9a-f]{16})"></div>(?:</p>)?')
 
 
-def _div(css_class: str, content: str, *, markdown: bool = True) -> str:
-    attribute = ' markdown="1"' if markdown else ""
-    return f'<div class="{css_class}"{attribute}>\n\n{content}\n\n</div>'
+class Stash:
+    """HTML kept out of the Markdown pipeline, by content hash."""
+
+    def __init__(self) -> None:
+        self.blocks: dict[str, str] = {}
+
+    def put(self, block: str) -> str:
+        """Store `block`; return the placeholder to put in the Markdown instead."""
+        key = hashlib.sha256(block.encode("utf-8")).hexdigest()[:16]
+        self.blocks[key] = block
+        return f'<div data-runnable="{key}"></div>'
+
+    def restore(self, text: str) -> str:
+        return _PLACEHOLDER.sub(lambda m: self.blocks.get(m["key"], m[0]), text)
+
+
+class _StashPostprocessor(Postprocessor):
+    def __init__(self, md: Markdown, stash: Stash) -> None:
+        super().__init__(md)
+        self.stash = stash
+
+    def run(self, text: str) -> str:
+        return self.stash.restore(text)
+
+
+class StashExtension(Extension):
+    """Puts stashed HTML back in place of its placeholders after conversion."""
+
+    def __init__(self, stash: Stash) -> None:
+        super().__init__()
+        self.stash = stash
+
+    def extendMarkdown(self, md: Markdown) -> None:  # noqa: N802 (Markdown's API)
+        # Priority 6: after the raw-HTML postprocessor (30) has put the placeholders back.
+        md.postprocessors.register(_StashPostprocessor(md, self.stash), "runnable_stash", 6)
 
 
 def escape_html_outside_code(text: str) -> str:
@@ -35,29 +79,52 @@ def escape_html_outside_code(text: str) -> str:
     return "".join(out)
 
 
-def render_output(fence: Fence, result: FenceResult) -> str:
+def code_html(language: str, code: str) -> str:
+    """A code block as Material renders one (highlighted by Pygments, copy button and all)."""
+    try:
+        lexer = get_lexer_by_name(language)
+    except ClassNotFound:
+        lexer = get_lexer_by_name("text")
+    body = (
+        highlight(code, lexer, HtmlFormatter(nowrap=True))
+        if language != "text"
+        else html.escape(code)
+    )
+    css = html.escape(language, quote=True)
+    return f'<div class="language-{css} highlight"><pre><span></span><code>{body.rstrip()}\n</code></pre></div>'
+
+
+def _div(css_class: str, content: str, *, markdown: bool = False) -> str:
+    if markdown:
+        return f'<div class="{css_class}" markdown="1">\n\n{content}\n\n</div>'
+    return f'<div class="{css_class}">{content}</div>'
+
+
+def render_output(fence: Fence, result: FenceResult, stash: Stash) -> str:
     """The output of one fence: its printed text, its traceback if expected, its figures."""
     blocks = []
     text = result.output.rstrip()
     if text:
         if fence.options.get("html", "off") == "on":
-            blocks.append(_div("runnable-output", text, markdown=False))
+            blocks.append(stash.put(_div("runnable-output", text)))
         elif "result" in fence.options:
-            blocks.append(_div("runnable-output", code_block(fence.options["result"], text)))
-        else:
-            blocks.append(_div("runnable-output", escape_html_outside_code(text)))
+            blocks.append(
+                stash.put(_div("runnable-output", code_html(fence.options["result"], text)))
+            )
+        else:  # Markdown, as markdown-exec treats output without `result`; raw HTML escaped
+            blocks.append(_div("runnable-output", escape_html_outside_code(text), markdown=True))
     if result.error:
-        blocks.append(_div("runnable-error", code_block("pytb", result.error)))
+        blocks.append(stash.put(_div("runnable-error", code_html("pytb", result.error))))
     for svg in result.figures:
-        blocks.append(f'<figure class="runnable-figure">\n{svg}\n</figure>')
+        blocks.append(stash.put(f'<figure class="runnable-figure">\n{svg}\n</figure>'))
     return "\n\n".join(blocks)
 
 
-def render_fence(fence: Fence, result: FenceResult | None) -> str:
+def render_fence(fence: Fence, result: FenceResult | None, stash: Stash) -> str:
     """A fence's Markdown replacement: its source (where asked) and its output."""
     extra = {key: fence.options[key] for key in ("title",) if key in fence.options}
-    source = _div("runnable-source", code_block(fence.language, fence.code, **extra))
-    output = render_output(fence, result) if result else ""
+    source = _div("runnable-source", code_block(fence.language, fence.code, **extra), markdown=True)
+    output = render_output(fence, result, stash) if result else ""
     location = fence.options.get("source")
     if location is None:
         block = output
@@ -80,7 +147,9 @@ def replace_fences(markdown: str, fences: list[Fence], blocks: list[str]) -> str
     return "\n".join(lines)
 
 
-def render_page(markdown: str, fences: list[Fence], results: list[FenceResult] | None) -> str:
+def render_page(
+    markdown: str, fences: list[Fence], results: list[FenceResult] | None, stash: Stash
+) -> str:
     """`markdown` with every fence rendered; `results=None` shows the code only."""
-    blocks = [render_fence(f, results[i] if results else None) for i, f in enumerate(fences)]
+    blocks = [render_fence(f, results[i] if results else None, stash) for i, f in enumerate(fences)]
     return replace_fences(markdown, fences, blocks)

@@ -119,15 +119,28 @@ def format_error(error: BaseException, origins: dict[str, list[str]]) -> str:
     while frames and frames[0].filename not in origins:
         frames.pop(0)  # the worker's own frames
     for frame in frames:
+        _ = frame.line  # read the code line before the location is rewritten
         if frame.filename in origins:
-            _ = frame.line  # read the code line before the location is rewritten
             frame.filename, frame.lineno = _origin(origins[frame.filename], frame.lineno)
             frame.colno = frame.end_colno = None
+        else:
+            frame.filename = _portable(frame.filename)
     tb.stack = traceback.StackSummary.from_list(frames)
     if isinstance(error, SyntaxError) and tb.filename in origins:
         path, line = _origin(origins[tb.filename], int(tb.lineno or 1))
         tb.filename, tb.lineno = path, str(line)  # TracebackException keeps it as text
     return "".join(tb.format()).rstrip()
+
+
+def _portable(filename: str) -> str:
+    """A library path without this machine's prefix: pages must not depend on where Python is."""
+    head, marker, tail = filename.rpartition("site-packages/")
+    if marker:
+        return marker + tail
+    for prefix in {sys.prefix, sys.base_prefix}:
+        if filename.startswith(prefix + os.sep):
+            return "<python>" + filename[len(prefix) :]
+    return filename
 
 
 def _origin(lines: list[str], lineno: int) -> tuple[str, int]:

@@ -119,6 +119,7 @@ def execute(
         if stored is not None:
             results = [FenceResult(**r) for r in stored["results"]]
             outcomes[page] = Outcome(page, "cached", stored["seconds"], fences, results)
+            log(f"{page} cached (ran {stored['seconds']:.1f}s when executed)")
         else:
             jobs.append(PageJob(page, fences, timeout))
     for path in cache.corrupt if cache else []:

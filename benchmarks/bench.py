@@ -100,7 +100,9 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--module", default="upsampling", help="snippets module to edit")
-    parser.add_argument("--mdexec-rounds", type=int, default=1, help="rounds that also time markdown-exec")
+    parser.add_argument(
+        "--mdexec-rounds", type=int, default=1, help="rounds that also time markdown-exec"
+    )
     parser.add_argument("--json", type=Path, default=ROOT / "benchmarks/results.json")
     args = parser.parse_args()
 
@@ -116,10 +118,16 @@ def main() -> int:
             result = one_round(site, args.module, post, with_mdexec=number < args.mdexec_rounds)
             result["expected_module_pages"] = dependents(site, args.module)
             rounds.append(result)
-            print(f"round {number + 1}/{args.rounds}: " + ", ".join(f"{k} {v:.1f}s" for k, v in result["times"].items()), flush=True)
+            print(
+                f"round {number + 1}/{args.rounds}: "
+                + ", ".join(f"{k} {v:.1f}s" for k, v in result["times"].items()),
+                flush=True,
+            )
 
     def median_ratio(name: str, base: str = "floor") -> float:
-        return statistics.median(r["times"][name] / r["times"][base] for r in rounds if name in r["times"])
+        return statistics.median(
+            r["times"][name] / r["times"][base] for r in rounds if name in r["times"]
+        )
 
     table = {name: median_ratio(name) for name in ("cold", "warm", "prose", "module")}
     if any("mdexec" in r["times"] for r in rounds):
@@ -129,7 +137,9 @@ def main() -> int:
     ok = {
         "warm ≤ 1.10× floor": table["warm"] <= TARGETS["warm"],
         "cold ≤ 0.5× markdown-exec": table.get("cold_vs_mdexec", 0) <= TARGETS["cold_vs_mdexec"],
-        "prose edit executes 0 pages": all(not r["checks"]["prose"] and not r["checks"]["warm"] for r in rounds),
+        "prose edit executes 0 pages": all(
+            not r["checks"]["prose"] and not r["checks"]["warm"] for r in rounds
+        ),
         "module edit executes exactly its dependents": all(
             r["checks"]["module"] == r["expected_module_pages"] for r in rounds
         ),
@@ -146,7 +156,11 @@ def main() -> int:
     print(f"module edit of snippets/{args.module}.py executed: {rounds[0]['checks']['module']}")
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(
-        json.dumps({"floor_seconds": floor, "ratios": table, "targets": ok, "rounds": rounds}, indent=2, ensure_ascii=False)
+        json.dumps(
+            {"floor_seconds": floor, "ratios": table, "targets": ok, "rounds": rounds},
+            indent=2,
+            ensure_ascii=False,
+        )
         + "\n",
         encoding="utf-8",
     )

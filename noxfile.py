@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import hashlib
+from pathlib import Path
+
 import nox
 
-nox.options.sessions = ["lint", "tests", "docs"]
+nox.options.sessions = ["lint", "tests", "docs", "e2e", "copy-paste"]
 nox.options.reuse_venv = "yes"
 nox.options.error_on_missing_interpreters = True
 
@@ -45,3 +48,39 @@ def docs_serve(session: nox.Session) -> None:
     """Serve the site on http://127.0.0.1:8000, rebuilding when docs or snippets change."""
     install_project(session)
     session.run("mkdocs", "serve", "--livereload", *session.posargs, env=ENV)
+
+
+SITE_ENV = {**ENV, "RUNNABLE_SITE_DIR": "site"}  # tests/site read the site just built
+
+
+@nox.session
+def e2e(session: nox.Session) -> None:
+    """The built site in Chromium (Playwright), its links and consistency, two clean builds."""
+    install_project(session, "dev")
+    session.install(*CONSTRAINTS, "playwright")
+    session.run("mkdocs", "build", "--strict", env=ENV)
+    session.run("pytest", *(session.posargs or ["tests/site"]), env=SITE_ENV)
+
+
+@nox.session(name="copy-paste", requires=["docs"])
+def copy_paste(session: nox.Session) -> None:
+    """Each post's displayed code and each snippets/*.py, run with only torch, numpy, matplotlib.
+
+    pytest runs from a --target folder on PYTHONPATH, which the readers' `python -I` ignores;
+    select tests with PYTEST_ADDOPTS (posargs would reach the required `docs` session too).
+    """
+    session.install(*CONSTRAINTS, "torch", "numpy", "matplotlib")
+    pins = hashlib.sha256(Path("constraints.txt").read_bytes()).hexdigest()[:12]
+    runner = Path(session.cache_dir) / f"copy-paste-pytest-{pins}"
+    if not (runner / ".installed").exists():
+        session.install("--upgrade", "--target", str(runner), *CONSTRAINTS, "pytest", "pyyaml")
+        (runner / ".installed").touch()
+    env = {**SITE_ENV, "PYTHONPATH": str(runner), "RUNNABLE_COPY_PASTE": "1"}
+    session.run("python", "-m", "pytest", "tests/site/test_site_copy_paste.py", env=env)
+
+
+@nox.session
+def bench(session: nox.Session) -> None:
+    """Build times (cold, warm, prose edit, module edit, markdown-exec) as ratios to the floor."""
+    install_project(session)
+    session.run("python", "benchmarks/bench.py", *session.posargs, env=ENV)

@@ -1,0 +1,339 @@
+"""Every post in Chromium, as a reader sees it: loading, math, outputs, copy, search, layout."""
+
+from __future__ import annotations
+
+import re
+import xml.etree.ElementTree as ET
+from dataclasses import dataclass, field
+from html.parser import HTMLParser
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import pytest
+from site_helpers import Post, has_math, mkdocs_config, plugin_config, posts
+
+POSTS = posts()
+PHONE = {"width": 390, "height": 844}
+DESKTOP = {"width": 1280, "height": 800}
+PHRASES_PER_POST = 3
+
+# Shows an element that sits in an inactive tab or a closed <details>, as a reader would.
+REVEAL = """el => {
+  for (let a = el; a; a = a.parentElement) {
+    if (a.tagName === 'DETAILS') a.open = true;
+    if (a.classList && a.classList.contains('tabbed-block')) {
+      const index = [...a.parentElement.children].indexOf(a);
+      const set = a.closest('.tabbed-set');
+      const label = set && set.querySelectorAll(':scope > .tabbed-labels > label')[index];
+      if (label) label.click();
+    }
+  }
+}"""
+
+# Boxes of formulas and runnable blocks, each revealed first if it is in a tab or <details>.
+MEASURE = f"""() => {{
+  const reveal = {REVEAL};
+  const shown = el => {{
+    if (!el.checkVisibility()) reveal(el);
+    const box = el.getBoundingClientRect();
+    return el.checkVisibility() && box.width > 0 && box.height > 0;
+  }};
+  const math = [...document.querySelectorAll('article math')].map(m => {{
+    const visible = shown(m), box = m.getBoundingClientRect();
+    return {{text: m.textContent.trim().slice(0, 40), visible, width: box.width, height: box.height}};
+  }});
+  const counts = {{}}, hidden = [];
+  for (const name of ['runnable-source', 'runnable-output', 'runnable-figure', 'runnable-error']) {{
+    const blocks = [...document.querySelectorAll('article .' + name)];
+    counts[name] = blocks.length;
+    blocks.forEach((el, i) => {{ if (!shown(el)) hidden.push(`.${{name}} #${{i + 1}}`); }});
+  }}
+  return {{math, counts, hidden, leftover_tex: document.querySelectorAll('article .arithmatex').length}};
+}}"""
+
+# Elements that stick out of the viewport without a scrolling or clipping box around them.
+OVERFLOWING = """() => {
+  const width = document.documentElement.clientWidth, found = [];
+  const clips = a => ['auto', 'scroll', 'hidden', 'clip'].includes(getComputedStyle(a).overflowX)
+    && a.getBoundingClientRect().right <= width + 0.5;
+  for (const el of document.body.querySelectorAll('*')) {
+    const box = el.getBoundingClientRect();
+    if (box.width === 0 || box.right <= width + 0.5) continue;
+    let clipped = getComputedStyle(el).position === 'fixed';  // fixed boxes do not scroll
+    for (let a = el.parentElement; a && a !== document.body && !clipped; a = a.parentElement)
+      clipped = clips(a) || getComputedStyle(a).position === 'fixed';
+    if (clipped) continue;
+    const name = el.tagName.toLowerCase() + (el.id ? '#' + el.id : '')
+      + [...el.classList].map(c => '.' + c).join('');
+    found.push(`${name} (right edge ${Math.round(box.right)}px)`);
+  }
+  return found.slice(0, 10);
+}"""
+
+
+def is_local(url: str) -> bool:
+    parts = urlsplit(url)
+    return parts.scheme in {"data", "blob", "about"} or parts.hostname == "127.0.0.1"
+
+
+@dataclass
+class Visit:
+    """What happened while a post was open in Chromium at desktop size."""
+
+    requests: list[str] = field(default_factory=list)
+    console_errors: list[str] = field(default_factory=list)
+    math: list[dict] = field(default_factory=list)
+    leftover_tex: int = 0
+    hidden_blocks: list[str] = field(default_factory=list)
+    block_counts: dict[str, int] = field(default_factory=dict)
+    copies: list[tuple[int, str, str]] = field(default_factory=list)  # (index, expected, got)
+    schemes: list[str | None] = field(default_factory=list)
+
+
+def open_page(browser, base_url: str, **options):
+    """A fresh context and page that record every request and every console error."""
+    context = browser.new_context(locale="zh-CN", color_scheme="light", **options)
+    visit = Visit()
+    context.on("request", lambda request: visit.requests.append(request.url))
+    # Nothing leaves the machine: foreign requests are recorded above, then aborted here.
+    context.route(
+        "**/*", lambda route: route.continue_() if is_local(route.request.url) else route.abort()
+    )
+    page = context.new_page()
+    page.on(
+        "console",
+        lambda m: (
+            visit.console_errors.append(f"{m.text} ({m.location.get('url')})")
+            if m.type == "error"
+            else None
+        ),
+    )
+    page.on("pageerror", lambda error: visit.console_errors.append(f"uncaught: {error}"))
+    return context, page, visit
+
+
+def check_copy_buttons(page, visit: Visit) -> None:
+    sources = page.locator("article .runnable-source")
+    for index in range(sources.count()):
+        source = sources.nth(index)
+        source.evaluate(REVEAL)
+        sentinel = f"<clipboard before copy {index}>"
+        page.evaluate("text => navigator.clipboard.writeText(text)", sentinel)
+        source.locator("[data-clipboard-target]").first.click()
+        page.wait_for_function(
+            "s => navigator.clipboard.readText().then(t => t !== s)", arg=sentinel, timeout=5000
+        )
+        got = page.evaluate("navigator.clipboard.readText()")
+        # Material copies the code element's text without trailing whitespace.
+        expected = source.locator("pre > code").first.text_content().rstrip()
+        visit.copies.append((index, expected, got))
+
+
+@pytest.fixture(scope="module", params=POSTS, ids=[p.slug for p in POSTS])
+def post(request: pytest.FixtureRequest) -> Post:
+    return request.param
+
+
+@pytest.fixture(scope="module")
+def visit(post: Post, browser, base_url: str, screenshots: Path) -> Visit:
+    """Open the post once; measure math, outputs, copy buttons and the palette toggle."""
+    context, page, visit = open_page(
+        browser, base_url, viewport=DESKTOP, permissions=["clipboard-read", "clipboard-write"]
+    )
+    try:
+        response = page.goto(base_url + post.url, wait_until="networkidle")
+        assert response and response.ok, f"{post.url}: HTTP {response and response.status}"
+        page.screenshot(path=screenshots / f"{post.slug}.png", full_page=True)
+        measured = page.evaluate(MEASURE)
+        visit.math, visit.leftover_tex = measured["math"], measured["leftover_tex"]
+        visit.block_counts, visit.hidden_blocks = measured["counts"], measured["hidden"]
+        check_copy_buttons(page, visit)
+        scheme = "document.body.getAttribute('data-md-color-scheme')"
+        visit.schemes.append(page.evaluate(scheme))
+        for _ in range(2):
+            page.locator("[data-md-component=palette] label:not([hidden])").click()
+            visit.schemes.append(page.evaluate(scheme))
+        page.wait_for_load_state("networkidle")
+    finally:
+        context.close()
+    return visit
+
+
+def test_post_loads_only_local_resources(post: Post, visit: Visit) -> None:
+    """The post makes requests to 127.0.0.1 only and logs no console error."""
+    foreign = [url for url in visit.requests if not is_local(url)]
+    assert not foreign, f"requests to other hosts: {foreign}"
+    assert not visit.console_errors, f"console errors: {visit.console_errors}"
+
+
+def test_formulas_render_as_mathml(post: Post, visit: Visit) -> None:
+    """Every formula is a <math> element with a non-zero box; no TeX is left unconverted."""
+    assert visit.leftover_tex == 0, f"{visit.leftover_tex} arithmatex wrappers left as TeX"
+    if has_math(post.markdown):
+        assert visit.math, "the Markdown has $...$ formulas but the page has no <math>"
+    empty = [m["text"] for m in visit.math if not (m["visible"] and m["width"] and m["height"])]
+    assert not empty, f"formulas with an empty box: {empty}"
+
+
+def test_outputs_and_figures_are_visible(post: Post, visit: Visit) -> None:
+    """Every code block, output, figure and expected error has a visible, non-empty box."""
+    if post.fences():
+        assert visit.block_counts["runnable-source"] + visit.block_counts["runnable-output"] > 0
+    assert not visit.hidden_blocks, f"invisible blocks: {visit.hidden_blocks}"
+
+
+def test_copy_button_copies_the_code(post: Post, visit: Visit) -> None:
+    """The copy button of each runnable-source block puts exactly its code on the clipboard."""
+    assert len(visit.copies) == visit.block_counts["runnable-source"]
+    for index, expected, got in visit.copies:
+        assert got == expected, f"code block {index + 1}: the clipboard differs from the code"
+
+
+def test_palette_toggle_switches_scheme(post: Post, visit: Visit) -> None:
+    """The palette toggle switches the page to the dark scheme and back."""
+    assert visit.schemes == ["default", "slate", "default"]
+
+
+def test_no_horizontal_scroll_on_a_phone(post: Post, browser, base_url: str, screenshots) -> None:
+    """At 390 px wide the page body does not scroll sideways (wide blocks scroll inside)."""
+    context, page, _ = open_page(browser, base_url, viewport=PHONE, is_mobile=True)
+    try:
+        response = page.goto(base_url + post.url, wait_until="networkidle")
+        assert response and response.ok, f"{post.url}: HTTP {response and response.status}"
+        page.screenshot(path=screenshots / f"{post.slug}-390px.png", full_page=True)
+        widths = page.evaluate(
+            "[document.documentElement.scrollWidth, document.documentElement.clientWidth]"
+        )
+        culprits = page.evaluate(OVERFLOWING)
+    finally:
+        context.close()
+    assert widths[0] <= widths[1], f"page is {widths[0]}px wide in {widths[1]}px: {culprits}"
+
+
+# -- search -----------------------------------------------------------------------------
+
+CJK_RUN = re.compile(r"[\u4e00-\u9fff]{5,12}")
+
+
+class ParagraphText(HTMLParser):
+    """The text of the <p> elements of a page's article (code and math left out)."""
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.paragraphs: list[str] = []
+        self._article = self._p = 0
+        self._skip = 0
+
+    def handle_starttag(self, tag, attrs):
+        if tag == "article":
+            self._article += 1
+        elif tag == "p" and self._article:
+            self._p += 1
+            self.paragraphs.append("")
+        elif tag in {"code", "math", "script", "style"}:
+            self._skip += 1
+            if self._p:
+                self.paragraphs[-1] += "\n"  # a phrase does not run across left-out code
+
+    def handle_endtag(self, tag):
+        if tag == "article":
+            self._article -= 1
+        elif tag == "p" and self._p:
+            self._p -= 1
+        elif tag in {"code", "math", "script", "style"} and self._skip:
+            self._skip -= 1
+
+    def handle_data(self, data):
+        if self._p and not self._skip:
+            self.paragraphs[-1] += data
+
+
+def paragraph_text(path: Path) -> str:
+    parser = ParagraphText()
+    parser.feed(path.read_text(encoding="utf-8"))
+    return "\n".join(parser.paragraphs)
+
+
+def search_phrases(post: Post, site_dir: Path) -> list[str]:
+    """Runs of Chinese characters from the post's paragraphs that no other post contains."""
+    others = "\n".join(paragraph_text(p.html_path(site_dir)) for p in POSTS if p is not post)
+    candidates = []
+    for run in CJK_RUN.findall(paragraph_text(post.html_path(site_dir))):
+        if run not in others and run not in candidates:
+            candidates.append(run)
+    assert len(candidates) >= PHRASES_PER_POST, f"too little Chinese text: {candidates}"
+    # spread over the whole post: one from each part
+    step = len(candidates) / PHRASES_PER_POST
+    return [candidates[int(step * (i + 0.5))] for i in range(PHRASES_PER_POST)]
+
+
+@pytest.fixture(scope="module")
+def search_page(browser, base_url: str):
+    context, page, visit = open_page(browser, base_url, viewport=DESKTOP)
+    page.goto(base_url, wait_until="networkidle")
+    yield page, visit
+    context.close()
+
+
+def search(page, phrase: str) -> list[str]:
+    """Type `phrase` into the search box like a reader; the result links' paths."""
+    box = page.locator("input.md-search__input")
+    box.click()
+    box.fill("")
+    box.press("End")
+    page.wait_for_selector(".md-search-result__item", state="detached", timeout=20_000)
+    box.fill(phrase)
+    box.press("End")  # Material's search listens to key events, not to fill()
+    page.wait_for_selector(".md-search-result__item", timeout=20_000)
+    links = page.locator(".md-search-result__item > a").all()
+    return [urlsplit(link.get_attribute("href")).path for link in links]
+
+
+def test_search_finds_post_by_phrases(post: Post, site_dir: Path, search_page) -> None:
+    """Searching for phrases from the post's body lists the post among the results."""
+    page, visit = search_page
+    root = urlsplit(page.url).path
+    missed = []
+    for phrase in search_phrases(post, site_dir):
+        found = search(page, phrase)
+        if root + post.url not in found:
+            missed.append(f"{phrase!r} -> {found}")
+    assert not missed, "search misses the post for: " + "; ".join(missed)
+    assert not visit.console_errors, f"console errors: {visit.console_errors}"
+
+
+# -- home page and feed -----------------------------------------------------------------
+
+
+def newest_first(count: int) -> list[Post]:
+    return sorted(POSTS, key=lambda p: p.date, reverse=True)[:count]
+
+
+def test_home_page_lists_latest_posts(browser, base_url: str) -> None:
+    """The home page links to the newest posts (one listing page), newest first."""
+    context, page, visit = open_page(browser, base_url, viewport=DESKTOP)
+    try:
+        page.goto(base_url, wait_until="networkidle")
+        hrefs = page.eval_on_selector_all(
+            "article .md-post__content h2 a", "links => links.map(a => a.href)"
+        )
+    finally:
+        context.close()
+    listed = [h.removeprefix(base_url) for h in hrefs]
+    per_page = plugin_config("blog").get("pagination_per_page", 10)
+    expected = newest_first(per_page)
+    assert sorted(listed) == sorted(p.url for p in expected)
+    dates = {p.url: p.date for p in POSTS}
+    assert [dates[u] for u in listed] == sorted((dates[u] for u in listed), reverse=True)
+    assert not [u for u in visit.requests if not is_local(u)]
+    assert not visit.console_errors, f"console errors: {visit.console_errors}"
+
+
+def test_rss_feed_lists_every_post(site_dir: Path) -> None:
+    """feed_rss_created.xml is well-formed RSS whose items link to every post."""
+    channel = ET.parse(site_dir / "feed_rss_created.xml").getroot().find("channel")
+    assert channel is not None
+    links = {item.findtext("link") for item in channel.iter("item")}
+    site_url = mkdocs_config()["site_url"]
+    length = plugin_config("rss").get("length", 20)
+    assert links == {site_url + p.url for p in newest_first(length)}

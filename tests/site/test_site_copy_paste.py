@@ -1,0 +1,115 @@
+"""A reader's copy-paste: the code each post displays runs in a plain torch/numpy/matplotlib Python.
+
+Run by `nox -s copy-paste` (collected only with RUNNABLE_COPY_PASTE=1), whose interpreter
+has torch, numpy and matplotlib installed and not this project (pytest itself is only on PYTHONPATH, which `python -I` ignores). Each
+script runs with `-I` (no PYTHON* variables, no script directory or user site on sys.path)
+in an empty temporary directory, as a reader's fresh file would.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from site_helpers import ROOT, Post, displayed_sources, posts
+
+POSTS = posts()
+MODULES = sorted(p for p in (ROOT / "snippets").glob("*.py") if p.name != "__init__.py")
+TIMEOUT = 600
+
+
+def run_reader(script: Path, cwd: Path) -> subprocess.CompletedProcess:
+    """`python -I script` in `cwd`, headless matplotlib, the reader's interpreter."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTHON", "RUNNABLE_"))}
+    env["MPLBACKEND"] = "Agg"
+    return subprocess.run(
+        [sys.executable, "-I", str(script)],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT,
+    )
+
+
+def tail(process: subprocess.CompletedProcess, lines: int = 40) -> str:
+    return "\n".join((process.stdout + process.stderr).splitlines()[-lines:])
+
+
+def write_script(path: Path, blocks: list[str]) -> list[range]:
+    """Write `blocks` one after another into `path`; the 1-based line range of each."""
+    ranges, text, line = [], "", 1
+    for block in blocks:
+        block = block.rstrip("\n") + "\n\n"
+        count = block.count("\n")
+        ranges.append(range(line, line + count))
+        text += block
+        line += count
+    path.write_text(text, encoding="utf-8")
+    return ranges
+
+
+def module_level_line(stderr: str, script: Path) -> int | None:
+    """The line of `script` whose top-level statement raised (last traceback wins)."""
+    pattern = rf'File "{re.escape(str(script))}", line (\d+), in <module>'
+    lines = re.findall(pattern, stderr)
+    return int(lines[-1]) if lines else None
+
+
+@pytest.mark.parametrize("module", ["snippets", "plugins", "mkdocs"])
+def test_reader_python_lacks_the_project(module: str, tmp_path: Path) -> None:
+    """The interpreter that runs readers' code cannot import this project or MkDocs."""
+    script = tmp_path / "probe.py"
+    script.write_text(f"import torch, numpy, matplotlib\nimport {module}\n", encoding="utf-8")
+    process = run_reader(script, tmp_path)
+    assert f"No module named '{module}'" in process.stderr, (
+        f"`import {module}` works in {sys.executable}: run this test with `nox -s copy-paste`\n"
+        + tail(process)
+    )
+
+
+@pytest.mark.parametrize("post", POSTS, ids=[p.slug for p in POSTS])
+def test_displayed_code_runs_when_pasted(post: Post, site_dir: Path, tmp_path: Path) -> None:
+    """A post's displayed code, concatenated in page order, runs as one plain script.
+
+    A fence marked allow_error="on" is left out of that script; instead the code above it
+    followed by that fence must raise, and raise in that fence.
+    """
+    sources = displayed_sources(post.html_path(site_dir).read_text(encoding="utf-8"))
+    shown = [f for f in post.fences() if f.shows_source]
+    assert len(sources) == len(shown), "runnable-source blocks differ from fences with source="
+    if not sources:
+        pytest.skip("the post displays no code")
+    failing = {i for i, fence in enumerate(shown) if fence.allow_error}
+
+    script = tmp_path / f"{post.module}.py"
+    write_script(script, [code for i, code in enumerate(sources) if i not in failing])
+    process = run_reader(script, tmp_path)
+    if process.returncode:
+        pytest.fail(f"{script.name} (all displayed code) failed:\n{tail(process)}", pytrace=False)
+
+    for k in sorted(failing):
+        script = tmp_path / f"{post.module}_until_block_{k + 1}.py"
+        blocks = [code for i, code in enumerate(sources[:k]) if i not in failing]
+        ranges = write_script(script, [*blocks, sources[k]])
+        process = run_reader(script, tmp_path)
+        line = module_level_line(process.stderr, script)
+        where = f"code block {k + 1} (allow_error) of {post.slug}"
+        if process.returncode == 0:
+            pytest.fail(f"{where} does not raise when pasted", pytrace=False)
+        if line not in ranges[-1]:
+            pytest.fail(
+                f"{where}: the error comes from line {line}:\n{tail(process)}", pytrace=False
+            )
+
+
+@pytest.mark.parametrize("module", MODULES, ids=[m.stem for m in MODULES])
+def test_snippet_module_runs_standalone(module: Path, tmp_path: Path) -> None:
+    """`python snippets/<module>.py` runs with nothing but torch, numpy and matplotlib."""
+    process = run_reader(module, tmp_path)
+    if process.returncode:
+        pytest.fail(f"snippets/{module.name} failed:\n{tail(process)}", pytrace=False)

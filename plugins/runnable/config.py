@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import os
-
 from mkdocs.config import config_options as opt
 from mkdocs.config.base import Config
+
+from .engine import default_workers
 
 
 class RunnableConfig(Config):
@@ -18,5 +18,5 @@ class RunnableConfig(Config):
     timeout = opt.Type((int, float), default=120)
     """Seconds a page's fences may run in all (a fence's `timeout="N"` overrides it)."""
 
-    workers = opt.Type(int, default=os.cpu_count() or 1)
+    workers = opt.Type(int, default=default_workers())
     """Worker processes that execute pages in parallel."""

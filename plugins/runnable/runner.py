@@ -194,7 +194,10 @@ def run_pages(
                     spawned += 1
         finally:
             for worker in pool:
-                worker.close() if not pending and worker.job is None else worker.kill()
+                if worker.job is None:
+                    worker.close()  # idle: let it exit, then clean up what it started
+                else:
+                    worker.kill()  # interrupted mid-page (Ctrl-C, an error here)
     return done
 
 

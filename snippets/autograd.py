@@ -1,11 +1,12 @@
 r"""Reverse-mode automatic differentiation from the inside. A scalar `Value` records, for every
 operation, its inputs and the local derivatives $\partial v_j / \partial v_i$; `backward()` sorts
 the recorded graph topologically and sweeps it from the output back to the leaves, applying the
-chain rule $\bar v_i = \sum_j \bar v_j \, \partial v_j / \partial v_i$ — the same thing
-`loss.backward()` does over PyTorch's `grad_fn` graph. Next to it: a custom
-`torch.autograd.Function` (softplus with a hand-written backward), a walker that prints the
-`grad_fn` graph through `next_functions`, and a small layered-layout helper that draws either graph
-with matplotlib.
+chain rule $\bar v_i = \sum_j \bar v_j \, \partial v_j / \partial v_i$. That is a model of
+`loss.backward()`: PyTorch's engine reaches an equivalent order without sorting first, by counting
+each node's pending gradients and running the nodes whose count reached zero from a ready queue.
+Next to it: a custom `torch.autograd.Function` (softplus with a hand-written backward), a walker
+that prints the `grad_fn` graph through `next_functions`, a lister of the tensors each node saved
+for backward, and a small layered-layout helper that draws either graph with matplotlib.
 """
 
 # --8<-- [start:imports]
@@ -143,6 +144,23 @@ def grad_fn_inputs(fn):
 
 
 # --8<-- [end:grad_fn_lines]
+
+
+# --8<-- [start:saved]
+def saved_tensor_names(root):
+    """(node name, names of the tensors it saved for backward) for `root` and every node below.
+
+    Read before backward(): once a graph is freed, reading a `_saved_*` tensor raises.
+    """
+    rows = []
+    for fn in reversed(topo_sort(root, grad_fn_inputs)):  # root first
+        names = [k for k in dir(fn) if k.startswith("_saved_")]  # e.g. _saved_self, _saved_alpha
+        tensors = [k[len("_saved_") :] for k in names if isinstance(getattr(fn, k), torch.Tensor)]
+        rows.append((type(fn).__name__, tensors))  # sizes and scalars are not tensors
+    return rows
+
+
+# --8<-- [end:saved]
 
 
 # --8<-- [start:accumulate]

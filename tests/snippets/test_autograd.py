@@ -14,6 +14,7 @@ from snippets.autograd import (
     grad_fn_inputs,
     grad_fn_lines,
     layered_layout,
+    saved_tensor_names,
     softplus,
     storage_shared,
     topo_sort,
@@ -166,12 +167,63 @@ def test_backward_calls_accumulate(n):
 
 
 def test_second_backward_needs_retain_graph():
-    """A second backward through a freed graph raises; retain_graph=True avoids it."""
-    x = torch.ones(3, requires_grad=True)
+    """A second backward through a freed graph raises; with retain_graph=True both calls add up."""
+    x = torch.tensor([0.5, -0.5, 2.0], dtype=torch.float64, requires_grad=True)
     y = (x.exp() * x).sum()
     y.backward()
     with pytest.raises(RuntimeError, match="backward through the graph a second time"):
         y.backward()
+    exact = ((1 + x) * x.exp()).detach()  # d/dx (x·e^x), closed form
+    torch.testing.assert_close(x.grad, exact)  # the failed call added nothing
+    x.grad = None
+    y = (x.exp() * x).sum()
+    y.backward(retain_graph=True)
+    y.backward()  # succeeds: the saved tensors were kept
+    torch.testing.assert_close(x.grad, 2 * exact)
+
+
+def test_graph_without_saved_tensors_backpropagates_twice():
+    """(a + 1).sum() saves no tensor: a second backward runs without error and doubles a.grad."""
+    a = torch.tensor([1.0, 2.0], requires_grad=True)
+    y = (a + 1).sum()
+    assert all(not names for _, names in saved_tensor_names(y.grad_fn))
+    y.backward()
+    torch.testing.assert_close(a.grad, torch.ones(2))  # ∂y/∂a_i = 1
+    y.backward()
+    torch.testing.assert_close(a.grad, 2 * torch.ones(2))
+
+
+def test_saved_tensor_names_match_derivative_formulas():
+    """exp saves its result, mul both factors, add and sum none; a freed graph fails iff any."""
+    x = torch.tensor([0.5, -0.5], requires_grad=True)
+    rows = saved_tensor_names((x.exp() * x).sum().grad_fn)
+    assert rows == [
+        ("SumBackward0", []),  # d sum = ones of the input's shape: no tensor needed
+        ("MulBackward0", ["other", "self"]),  # d(uv) = v du + u dv
+        ("ExpBackward0", ["result"]),  # d e^x = e^x dx
+        ("AccumulateGrad", []),
+    ]
+    assert saved_tensor_names((x + 1).sum().grad_fn) == [
+        ("SumBackward0", []),
+        ("AddBackward0", []),
+        ("AccumulateGrad", []),
+    ]
+
+
+def test_data_inplace_gives_silently_wrong_grad_detach_raises():
+    """In-place through .data: no error, grad 2σ(1-2σ) instead of σ(1-σ); through detach(): error."""
+    x = torch.tensor([0.5, -1.0, 2.0], dtype=torch.float64, requires_grad=True)
+    s = torch.sigmoid(x.detach())
+    y = x.sigmoid()
+    y.detach().mul_(2)
+    with pytest.raises(RuntimeError, match="modified by an inplace operation"):
+        y.sum().backward()
+    y = x.sigmoid()
+    y.data.mul_(2)
+    assert y._version == 0  # .data has its own version counter
+    y.sum().backward()
+    torch.testing.assert_close(x.grad, 2 * s * (1 - 2 * s))  # y·(1-y) with the doubled y
+    assert not torch.allclose(x.grad, s * (1 - s))
 
 
 def test_detach_shares_storage():
@@ -222,7 +274,7 @@ def test_inplace_on_saved_output_raises():
 
 
 def test_zero_grad_sets_none_and_inference_mode_tensors():
-    """zero_grad() sets .grad to None; inference_mode tensors can't be saved for backward."""
+    """zero_grad() sets .grad to None; inference tensors enter autograd unless an op saves them."""
     lin = torch.nn.Linear(2, 1)
     lin(torch.ones(1, 2)).sum().backward()
     torch.optim.SGD(lin.parameters(), lr=0.1).zero_grad()
@@ -230,5 +282,17 @@ def test_zero_grad_sets_none_and_inference_mode_tensors():
     x = torch.ones(2, requires_grad=True)
     with torch.inference_mode():
         w = x * 2
+    (w + x).sum().backward()  # add saves neither input
+    torch.testing.assert_close(x.grad, torch.ones(2))
     with pytest.raises(RuntimeError, match="Inference tensors cannot be saved for backward"):
-        (w * x).sum().backward()
+        _ = w * x  # mul saves both inputs, already in the forward pass
+
+
+def test_leaves_include_every_tensor_without_requires_grad():
+    """requires_grad=False tensors are leaves, results included; requires_grad results are not."""
+    k = torch.tensor([2.0])
+    a = torch.tensor([1.0], requires_grad=True)
+    assert k.is_leaf and (k * 3).is_leaf and a.is_leaf
+    assert not (a * 3).is_leaf
+    with torch.no_grad():
+        assert (a * 3).is_leaf

@@ -1,8 +1,7 @@
 """How a `@tf_export`-style decorator publishes names, rebuilt from functools.partial up.
 
 `SimplePartial` shows what a `functools.partial` object stores (`func`, `args`, `keywords`) and
-how it merges arguments; `Lamp` uses `functools.partialmethod`; `export_by_wrapping` is the
-tempting wrong design (a new wrapper object). `api_export` is an original, minimal take on the
+how it merges arguments; `export_by_wrapping` is the tempting wrong design (a new wrapper object). `api_export` is an original, minimal take on the
 idea behind TensorFlow's `tensorflow/python/util/tf_export.py`: the decorator only writes the
 public names onto the symbol as `_<api>_api_names` and returns the symbol unchanged, and
 `my_export = functools.partial(api_export, api_name="mylib")` fixes which API it writes to.
@@ -26,8 +25,12 @@ import matplotlib.pyplot as plt
 class SimplePartial:
     """What `functools.partial` stores and does, in plain Python (no 3.14 `Placeholder`)."""
 
+    __slots__ = ("func", "args", "keywords", "__dict__")  # __dict__ holds only extra attributes
+
     def __init__(self, func, /, *args, **keywords):
-        if isinstance(func, SimplePartial):  # flatten: partial(partial(f, 1), 2) keeps f, (1, 2)
+        # flatten partial(partial(f, 1), 2) into f, (1, 2) -- but, like CPython's C partial, only
+        # when the inner one has no instance attributes (CPython: its __dict__ was never created)
+        if isinstance(func, SimplePartial) and not vars(func):
             args, keywords = func.args + args, {**func.keywords, **keywords}
             func = func.func
         self.func, self.args, self.keywords = func, args, keywords
@@ -38,24 +41,6 @@ class SimplePartial:
 
 
 # --8<-- [end:simple_partial]
-
-
-# --8<-- [start:partialmethod]
-class Lamp:
-    """Two methods made from one with `partialmethod` (a plain `partial` would not bind self)."""
-
-    def __init__(self):
-        self.on = False
-
-    def set_state(self, on):
-        self.on = bool(on)
-        return self
-
-    switch_on = functools.partialmethod(set_state, True)  # lamp.switch_on() == lamp.set_state(True)
-    switch_off = functools.partialmethod(set_state, False)
-
-
-# --8<-- [end:partialmethod]
 
 
 # --8<-- [start:wrapping]

@@ -50,8 +50,11 @@ def main(argv: list[str] | None = None) -> int:
             print(result.output.rstrip() or "(no output)")
             if result.error:
                 print(result.error)
-            for number, svg in enumerate(result.figures, start=1):
-                print(f"[figure {number}: {len(svg):,} bytes of SVG]")
+            for number, figure in enumerate(result.figures, start=1):
+                light, dark = len(figure["light"]), len(figure["dark"])
+                print(
+                    f"[figure {number}: {figure['alt'] or 'no title'}; SVG {light:,} B light, {dark:,} B dark]"
+                )
     return 0
 
 

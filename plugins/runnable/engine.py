@@ -19,10 +19,11 @@ from . import worker
 from .cache import Cache, make_key
 from .deps import dependencies
 from .fences import Fence
+from .figures import FONT_PACKAGE
 from .runner import FenceResult, PageJob, PageRun, run_pages
 
 #: The packages whose versions every page's key includes (found without importing them).
-LIBRARIES = ("torch", "numpy", "matplotlib")
+LIBRARIES = ("torch", "numpy", "matplotlib", FONT_PACKAGE)
 
 
 class ExecutionFailed(Exception):
@@ -62,7 +63,7 @@ def environment() -> dict:
 def _plugin_digest() -> str:
     """A digest of the code that executes fences: editing it invalidates every entry."""
     digest = hashlib.sha256()
-    for module in ("worker.py", "runner.py"):
+    for module in ("worker.py", "runner.py", "figures.py"):
         digest.update((Path(__file__).parent / module).read_bytes())
     return digest.hexdigest()[:16]
 

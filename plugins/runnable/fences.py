@@ -14,7 +14,7 @@ LANGUAGES = frozenset({"python", "py"})
 
 #: Options that change what the code does; the others only change how it is shown.
 EXEC_OPTIONS = ("exec", "session", "allow_error")
-DISPLAY_OPTIONS = ("source", "result", "html", "id", "title", "tabs", "timeout")
+DISPLAY_OPTIONS = ("source", "result", "html", "id", "title", "tabs", "timeout", "alt")
 SOURCES = ("above", "below", "tabbed-left", "tabbed-right")
 
 _OPEN = re.compile(r"^(?P<indent>[ \t]*)(?P<fence>`{3,}|~{3,})[ \t]*(?P<info>.*)$")

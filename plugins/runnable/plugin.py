@@ -12,13 +12,22 @@ from mkdocs.exceptions import PluginError
 from mkdocs.plugins import BasePlugin, event_priority
 from mkdocs.structure.files import File, Files
 from mkdocs.structure.pages import Page
+from mkdocs.utils import get_relative_url
 
 from .cache import Cache
 from .config import RunnableConfig
 from .engine import ExecutionFailed, Outcome, environment, execute
 from .fences import Fence, FenceError, find_fences, line_offset, split_front_matter
 from .mathml import MathMLExtension
-from .render import Stash, StashExtension, render_page
+from .render import (
+    FIGURE_DIR,
+    FIGURE_SRC,
+    Stash,
+    StashExtension,
+    figure_name,
+    render_page,
+    resolve_figure_urls,
+)
 from .report import report_data, report_markdown
 
 log = logging.getLogger("mkdocs.plugins.runnable")
@@ -127,9 +136,16 @@ class RunnablePlugin(BasePlugin[RunnableConfig]):
             messages.append(f"{self._display_path(page.file)}:{line}: {error}")
         raise PluginError("\n".join(messages))
 
+    def on_post_page(self, output: str, *, page: Page, config: MkDocsConfig) -> str | None:
+        if not self.config.enabled or FIGURE_SRC not in output:
+            return None
+        # Here, not when rendering: a post's figures also show in excerpts on listing pages.
+        return resolve_figure_urls(output, get_relative_url(FIGURE_DIR, page.url))
+
     def on_post_build(self, *, config: MkDocsConfig) -> None:
         if not self.config.enabled:
             return
+        self._write_figures(Path(config.site_dir) / FIGURE_DIR)
         target = Path(config.site_dir) / REPORT_JSON
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_text(
@@ -143,6 +159,17 @@ class RunnablePlugin(BasePlugin[RunnableConfig]):
             # Pages show what snippet modules compute: editing one must rebuild.
             server.watch(str(self.root / "snippets"))
         return server
+
+    def _write_figures(self, directory: Path) -> None:
+        """Every figure's light and dark SVG, each once, named by its content."""
+        for outcome in self.outcomes.values():
+            for result in outcome.results or []:
+                for figure in result.figures:
+                    for svg in (figure["light"], figure["dark"]):
+                        target = directory / figure_name(svg)
+                        if not target.exists():
+                            directory.mkdir(parents=True, exist_ok=True)
+                            target.write_bytes(svg.encode("utf-8"))
 
     def _report(self) -> dict:
         return report_data(self.outcomes, environment())

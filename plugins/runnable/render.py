@@ -115,8 +115,8 @@ def render_output(fence: Fence, result: FenceResult, stash: Stash) -> str:
             blocks.append(_div("runnable-output", escape_html_outside_code(text), markdown=True))
     if result.error:
         blocks.append(stash.put(_div("runnable-error", code_html("pytb", result.error))))
-    for svg in result.figures:
-        blocks.append(stash.put(f'<figure class="runnable-figure">\n{svg}\n</figure>'))
+    for figure in result.figures:
+        blocks.append(stash.put(figure_html(figure, alt=fence.options.get("alt"))))
     return "\n\n".join(blocks)
 
 
@@ -153,3 +153,39 @@ def render_page(
     """`markdown` with every fence rendered; `results=None` shows the code only."""
     blocks = [render_fence(f, results[i] if results else None, stash) for i, f in enumerate(fences)]
     return replace_fences(markdown, fences, blocks)
+
+
+#: Where figure files go in the site, and the `src` prefix they carry until the plugin makes
+#: it relative to the page that shows them (a post, or an excerpt on a listing page).
+FIGURE_DIR = "assets/runnable"
+FIGURE_SRC = "runnable-figure:"
+#: Alt text of a figure with neither an `alt` option nor a title.
+DEFAULT_ALT = "代码画出的图"
+_SVG_SIZE = re.compile(r'<svg\b[^>]*?\swidth="(?P<w>[\d.]+)pt"[^>]*?\sheight="(?P<h>[\d.]+)pt"')
+
+
+def figure_name(svg: str) -> str:
+    """The file name of a figure's SVG document: its content hash."""
+    return hashlib.sha256(svg.encode("utf-8")).hexdigest()[:20] + ".svg"
+
+
+def figure_html(figure: dict, *, alt: str | None = None) -> str:
+    """A figure as two `<img>`, light and dark; Material shows the one of the palette.
+
+    Material hides `img[src$="#only-dark"]` on light pages and `#only-light` on dark ones.
+    Width and height (CSS px, from the SVG's pt) reserve the box before the file loads.
+    """
+    size = _SVG_SIZE.search(figure["light"])
+    width, height = (round(float(size[k]) * 4 / 3) for k in "wh") if size else (640, 480)
+    text = html.escape(alt or figure["alt"] or DEFAULT_ALT, quote=True)
+    images = [
+        f'<img src="{FIGURE_SRC}{figure_name(figure[scheme])}#only-{scheme}" alt="{text}"'
+        f' width="{width}" height="{height}" loading="lazy" decoding="async">'
+        for scheme in ("light", "dark")
+    ]
+    return '<figure class="runnable-figure">\n' + "\n".join(images) + "\n</figure>"
+
+
+def resolve_figure_urls(page_html: str, figure_dir_url: str) -> str:
+    """`page_html` with each figure's `src` pointing into `figure_dir_url` (relative to the page)."""
+    return page_html.replace(f'src="{FIGURE_SRC}', f'src="{figure_dir_url.rstrip("/")}/')

@@ -34,7 +34,7 @@ POLL_SECONDS = 0.05
 @dataclass
 class FenceResult:
     output: str
-    figures: list[str]
+    figures: list[dict]  # {"light": SVG, "dark": SVG, "alt": the figure's title}
     error: str | None  # the formatted traceback, if the fence raised
     seconds: float
 

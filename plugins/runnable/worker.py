@@ -9,10 +9,8 @@ level, so prints from imported functions and from child processes are kept.
 
 from __future__ import annotations
 
-import io
 import os
 import random
-import re
 import sys
 import time
 import traceback
@@ -21,12 +19,11 @@ from contextlib import contextmanager
 from multiprocessing.connection import Connection
 from pathlib import Path
 
+from .figures import RC, MissingGlyphs, capture, register_font
+
 #: The seed every page starts from (part of the cache key: see `SEED_POLICY`).
 SEED = 0
 SEED_POLICY = f"random/numpy/torch seeded {SEED} per page; torch threads 1"
-
-#: matplotlib settings for every page: deterministic SVG, text kept as text.
-RC = {"svg.fonttype": "none", "figure.dpi": 100, "savefig.bbox": "tight"}
 
 
 def warm_up() -> None:
@@ -36,6 +33,8 @@ def warm_up() -> None:
 
         matplotlib.use("Agg")
         import matplotlib.pyplot  # noqa: F401
+
+        register_font()
     except ImportError:
         pass
     try:
@@ -149,28 +148,15 @@ def _origin(lines: list[str], lineno: int) -> tuple[str, int]:
     return path, int(line)
 
 
-def figures(salt: str) -> list[str]:
-    """Every open matplotlib figure as inline SVG, then closed."""
+def figures(salt: str) -> tuple[list[dict], str | None]:
+    """Every open matplotlib figure, light and dark (see `figures.py`), then closed; or why not."""
     if "matplotlib.pyplot" not in sys.modules:
-        return []
-    import matplotlib
-    import matplotlib.pyplot as plt
-
-    svgs = []
-    for number in plt.get_fignums():
-        figure = plt.figure(number)
-        buffer = io.StringIO()
-        with matplotlib.rc_context({"svg.hashsalt": f"{salt}-{number}"}):
-            figure.savefig(buffer, format="svg", metadata={"Date": None})
-        plt.close(figure)
-        svgs.append(_inline_svg(buffer.getvalue()))
-    return svgs
-
-
-def _inline_svg(svg: str) -> str:
-    svg = svg[svg.index("<svg") :]
-    svg = re.sub(r"<metadata>.*?</metadata>\s*", "", svg, flags=re.DOTALL)
-    return "\n".join(line for line in svg.splitlines() if line.strip())
+        return [], None
+    try:
+        return capture(salt), None
+    except MissingGlyphs as error:
+        sys.modules["matplotlib.pyplot"].close("all")
+        return [], f"a figure has characters no font can draw: {error}"
 
 
 def run_page(job: dict, send, root: Path) -> None:
@@ -193,10 +179,11 @@ def run_page(job: dict, send, root: Path) -> None:
         started = time.perf_counter()
         with captured(output):
             error = execute(fence["code"], file, module)
+        drawn, problem = figures(f"{job['page']}:{i + 1}")
         result = {
             "output": output.read_text(encoding="utf-8", errors="replace"),
-            "figures": figures(f"{job['page']}:{i + 1}"),
-            "error": format_error(error, origins) if error else None,
+            "figures": drawn,
+            "error": format_error(error, origins) if error else problem,
             "seconds": time.perf_counter() - started,
         }
         send(("done", i, result))

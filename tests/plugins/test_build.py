@@ -23,7 +23,7 @@ def test_outputs_figures_and_classes(site: Site) -> None:
     html = build.html("p/index.html")
     assert '<div class="runnable-source">' in html
     assert re.search(r'<div class="runnable-output">.*hello from the fence', html, re.DOTALL)
-    assert html.count('<figure class="runnable-figure">\n<svg') == 1
+    assert html.count('<figure class="runnable-figure">\n<img') == 1
 
 
 def test_output_is_escaped_unless_html_on(site: Site) -> None:

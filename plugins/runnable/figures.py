@@ -1,0 +1,213 @@
+"""Captured matplotlib figures as SVG, in a light and a dark style, inside the worker.
+
+A fence runs once; the figures it leaves open are saved as they were drawn (the light
+style), then re-coloured in place for a dark page and saved again. matplotlib bakes
+colours into each artist when it is created, so the dark style is a mapping applied to
+the finished figure's artists: greys (text, spines, ticks, grid, frames) are mirrored
+between the light page's white and the dark page's text colour, the backgrounds become
+transparent, data colours stay (those too dark to see on the dark page get lighter), and
+colour-mapped data (images, heatmaps) is left alone.
+
+Text is drawn as paths (`svg.fonttype = "path"`) with DejaVu Sans and, for Chinese,
+Noto Sans CJK SC from the pinned `noto-cjk-sans-otc` package: readers need no font, and
+two machines with the same versions write the same bytes.
+"""
+
+from __future__ import annotations
+
+import colorsys
+import io
+import re
+import warnings
+
+#: The PyPI package that ships the CJK font (OFL-1.1); its version is part of every key.
+FONT_PACKAGE = "noto-cjk-sans-otc"
+#: The face of its collection used for Chinese text.
+CJK_FAMILY = "Noto Sans CJK SC"
+
+#: matplotlib settings for every page: deterministic SVG, text as paths, Chinese glyphs.
+RC = {
+    "svg.fonttype": "path",
+    "figure.dpi": 100,
+    "savefig.bbox": "tight",
+    # Latin from the first sans-serif font (DejaVu Sans); glyphs it lacks from the CJK face.
+    "font.family": ["sans-serif", CJK_FAMILY],
+}
+
+#: Material's slate background (hsl(225, 15%, 14%)) and a text colour readable on it.
+DARK_BACKGROUND = (0x1E / 255, 0x21 / 255, 0x29 / 255)
+DARK_FOREGROUND = (0xD0 / 255, 0xD3 / 255, 0xDA / 255)
+#: A colour whose channels differ by less than this is a grey.
+GREY_SPREAD = 0.06
+#: Data colours darker than this HLS lightness are mirrored to light ones on a dark page.
+MIN_DARK_LIGHTNESS = 0.35
+
+
+def register_font() -> bool:
+    """Make the CJK font known to matplotlib; False where the font package is absent."""
+    try:
+        from noto_cjk_sans_otc import FONT_PATH
+    except ImportError:
+        return False
+    from matplotlib import font_manager
+
+    manager = font_manager.fontManager
+    # A system copy of Noto Sans CJK (Debian's fonts-noto-cjk, say) would win ties with the
+    # pinned one, and differ from machine to machine: the pinned collection replaces it.
+    manager.ttflist = [f for f in manager.ttflist if not f.name.startswith(_NOTO_CJK)]
+    manager.addfont(str(FONT_PATH))  # every face of the collection (matplotlib >= 3.11)
+    return True
+
+
+_NOTO_CJK = ("Noto Sans CJK", "Noto Sans Mono CJK")
+
+
+def capture(salt: str) -> list[dict]:
+    """Every open figure as `{"light", "dark", "alt"}` (two SVG documents and its title), closed.
+
+    Raises `MissingGlyphs` if a label has a character no font could draw.
+    """
+    import matplotlib.pyplot as plt
+
+    captured = []
+    for number in plt.get_fignums():
+        figure = plt.figure(number)
+        alt = title(figure)
+        light = _svg(figure, f"{salt}-{number}")
+        to_dark(figure)
+        dark = _svg(figure, f"{salt}-{number}")
+        plt.close(figure)
+        captured.append({"light": light, "dark": dark, "alt": alt})
+    return captured
+
+
+class MissingGlyphs(Exception):
+    """A figure's text has characters that no registered font has."""
+
+
+def _svg(figure, salt: str) -> str:  # noqa: ANN001 (a matplotlib Figure)
+    import matplotlib
+
+    buffer = io.StringIO()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with matplotlib.rc_context({"svg.hashsalt": salt}):
+            figure.savefig(buffer, format="svg", metadata={"Date": None})
+    missing = sorted({str(w.message) for w in caught if "missing from font" in str(w.message)})
+    if missing:
+        raise MissingGlyphs("; ".join(missing))
+    for w in caught:
+        warnings.showwarning(w.message, w.category, w.filename, w.lineno)
+    return buffer.getvalue()
+
+
+def title(figure) -> str:  # noqa: ANN001 (a matplotlib Figure)
+    """The figure's suptitle, else its axes' titles joined: the default alt text."""
+    suptitle = figure.get_suptitle()
+    titles = (
+        [suptitle]
+        if suptitle
+        else [
+            t
+            for ax in figure.axes
+            for loc in ("left", "center", "right")
+            if (t := ax.get_title(loc))
+        ]
+    )
+    return re.sub(r"\s+", " ", "；".join(titles)).strip()
+
+
+def dark_color(rgba: tuple[float, float, float, float]) -> tuple[float, float, float, float]:
+    """A colour of the light figure as the dark figure shows it (alpha kept)."""
+    r, g, b, a = rgba
+    if max(r, g, b) - min(r, g, b) < GREY_SPREAD:
+        # Greys mirror: black (text) -> the dark page's text colour, white -> its background.
+        level = (r + g + b) / 3
+        r, g, b = (
+            bg + (1 - level) * (fg - bg)
+            for bg, fg in zip(DARK_BACKGROUND, DARK_FOREGROUND, strict=True)
+        )
+        return (r, g, b, a)
+    hue, lightness, saturation = colorsys.rgb_to_hls(r, g, b)
+    if lightness < MIN_DARK_LIGHTNESS:  # navy, dark red: invisible on the dark page
+        r, g, b = colorsys.hls_to_rgb(hue, 1 - lightness, saturation)
+    return (r, g, b, a)
+
+
+def to_dark(figure) -> None:  # noqa: ANN001 (a matplotlib Figure)
+    """Re-colour a finished figure's artists for a dark page, in place."""
+    from matplotlib.axes import Axes
+    from matplotlib.collections import Collection
+    from matplotlib.figure import FigureBase
+    from matplotlib.lines import Line2D
+    from matplotlib.patches import Patch
+    from matplotlib.text import Text
+
+    # The figure's, subfigures' and axes' own backgrounds (not legends or text boxes).
+    owners = figure.findobj(lambda a: isinstance(a, FigureBase | Axes))
+    backgrounds = {id(owner.patch) for owner in owners}
+    seen: set[int] = set()
+    for artist in figure.findobj():
+        if id(artist) in seen:
+            continue
+        seen.add(id(artist))
+        if isinstance(artist, Text):
+            artist.set_color(_dark(artist.get_color()))
+            for extra in (artist.get_bbox_patch(), getattr(artist, "arrow_patch", None)):
+                if extra is not None and id(extra) not in seen:
+                    seen.add(id(extra))
+                    _patch(extra, background=False)
+        elif isinstance(artist, Line2D):
+            _line(artist)
+        elif isinstance(artist, Patch):
+            _patch(artist, background=id(artist) in backgrounds)
+        elif isinstance(artist, Collection):
+            _collection(artist)
+        elif isinstance(artist, Axes):
+            continue  # its patch, spines, axes and texts are visited on their own
+
+
+def _dark(color):  # noqa: ANN001, ANN202 (any matplotlib colour)
+    from matplotlib.colors import to_rgba
+
+    return dark_color(to_rgba(color))
+
+
+def _is_white(color) -> bool:  # noqa: ANN001 (any matplotlib colour)
+    from matplotlib.colors import to_rgba
+
+    return all(channel > 0.98 for channel in to_rgba(color)[:3])
+
+
+def _patch(patch, *, background: bool) -> None:  # noqa: ANN001 (a matplotlib Patch)
+    face = patch.get_facecolor()
+    if background and _is_white(face):
+        patch.set_facecolor("none")  # the page shows through: no white card
+    else:
+        patch.set_facecolor(_dark(face))
+    patch.set_edgecolor(_dark(patch.get_edgecolor()))
+
+
+def _line(line) -> None:  # noqa: ANN001 (a matplotlib Line2D)
+    line.set_color(_dark(line.get_color()))
+    for get, set_ in (
+        (line.get_markerfacecolor, line.set_markerfacecolor),
+        (line.get_markeredgecolor, line.set_markeredgecolor),
+    ):
+        color = get()
+        if not (isinstance(color, str) and color.lower() == "none"):
+            set_(_dark(color))
+
+
+def _collection(collection) -> None:  # noqa: ANN001 (a matplotlib Collection)
+    if collection.get_array() is not None:
+        return  # colour-mapped data (heatmaps, coloured scatter): the colormap decides
+    faces = collection.get_facecolor()
+    if len(faces):
+        collection.set_facecolor([dark_color(tuple(c)) for c in faces])
+    edges = getattr(collection, "_edgecolors", None)
+    if isinstance(edges, str) and edges == "face":
+        return  # follows the faces
+    edges = collection.get_edgecolor()
+    if len(edges):
+        collection.set_edgecolor([dark_color(tuple(c)) for c in edges])

@@ -39,8 +39,10 @@ DARK_BACKGROUND = (0x1E / 255, 0x21 / 255, 0x29 / 255)
 DARK_FOREGROUND = (0xD0 / 255, 0xD3 / 255, 0xDA / 255)
 #: A colour whose channels differ by less than this is a grey.
 GREY_SPREAD = 0.06
-#: Data colours darker than this HLS lightness are mirrored to light ones on a dark page.
+#: Colours darker than this HLS lightness (navy, dark red) are mirrored to light ones.
 MIN_DARK_LIGHTNESS = 0.35
+#: Colours lighter than this (pastel box fills under black text) become dark tints.
+MAX_DARK_LIGHTNESS = 0.75
 
 
 def register_font() -> bool:
@@ -131,7 +133,14 @@ def dark_color(rgba: tuple[float, float, float, float]) -> tuple[float, float, f
     hue, lightness, saturation = colorsys.rgb_to_hls(r, g, b)
     if lightness < MIN_DARK_LIGHTNESS:  # navy, dark red: invisible on the dark page
         r, g, b = colorsys.hls_to_rgb(hue, 1 - lightness, saturation)
+    elif lightness > MAX_DARK_LIGHTNESS:  # a pastel fill: mirrored like a grey, hue kept
+        low, high = _lightness(DARK_BACKGROUND), _lightness(DARK_FOREGROUND)
+        r, g, b = colorsys.hls_to_rgb(hue, low + (1 - lightness) * (high - low), saturation)
     return (r, g, b, a)
+
+
+def _lightness(rgb: tuple[float, float, float]) -> float:
+    return colorsys.rgb_to_hls(*rgb)[1]
 
 
 def to_dark(figure) -> None:  # noqa: ANN001 (a matplotlib Figure)
@@ -146,7 +155,9 @@ def to_dark(figure) -> None:  # noqa: ANN001 (a matplotlib Figure)
     # The figure's, subfigures' and axes' own backgrounds (not legends or text boxes).
     owners = figure.findobj(lambda a: isinstance(a, FigureBase | Axes))
     backgrounds = {id(owner.patch) for owner in owners}
-    seen: set[int] = set()
+    # What is drawn over colour-mapped data (cell values, markers on a heatmap) was coloured
+    # against the colormap, not the page: it keeps its colours.
+    seen = {id(a) for ax in figure.get_axes() if _has_colormapped_data(ax) for a in _data(ax)}
     for artist in figure.findobj():
         if id(artist) in seen:
             continue
@@ -165,6 +176,16 @@ def to_dark(figure) -> None:  # noqa: ANN001 (a matplotlib Figure)
             _collection(artist)
         elif isinstance(artist, Axes):
             continue  # its patch, spines, axes and texts are visited on their own
+
+
+def _data(ax) -> list:  # noqa: ANN001 (a matplotlib Axes)
+    return [*ax.lines, *ax.collections, *ax.patches, *ax.texts, *ax.images]
+
+
+def _has_colormapped_data(ax) -> bool:  # noqa: ANN001 (a matplotlib Axes)
+    from matplotlib.cm import ScalarMappable
+
+    return any(isinstance(a, ScalarMappable) and a.get_array() is not None for a in _data(ax))
 
 
 def _dark(color):  # noqa: ANN001, ANN202 (any matplotlib colour)

@@ -20,6 +20,8 @@ from plugins.runnable.figures import (
     CJK_FAMILY,
     DARK_BACKGROUND,
     DARK_FOREGROUND,
+    GREY_SPREAD,
+    MAX_DARK_LIGHTNESS,
     MIN_DARK_LIGHTNESS,
     dark_color,
 )
@@ -207,14 +209,22 @@ def test_dark_color_reverses_the_order_of_greys(a: float, b: float) -> None:
 
 
 @given(st.tuples(st.floats(0, 1), st.floats(0, 1), st.floats(0, 1), st.floats(0, 1)))
-def test_dark_color_keeps_data_colours_visible(rgba: tuple[float, float, float, float]) -> None:
-    """Every colour of the dark figure is at least as light as MIN_DARK_LIGHTNESS, or a grey."""
+def test_dark_color_keeps_colours_apart_from_the_page(
+    rgba: tuple[float, float, float, float],
+) -> None:
+    """Non-grey colours: pastels turn dark (fills under text), the rest is visible; alpha kept."""
     import colorsys
 
     r, g, b, a = dark_color(rgba)
     assert a == rgba[3]
-    if max(rgba[:3]) - min(rgba[:3]) >= 0.06:
-        assert colorsys.rgb_to_hls(r, g, b)[1] >= min(MIN_DARK_LIGHTNESS, 1 - MIN_DARK_LIGHTNESS)
+    if max(rgba[:3]) - min(rgba[:3]) < GREY_SPREAD:
+        return
+    before = colorsys.rgb_to_hls(*rgba[:3])[1]
+    after = colorsys.rgb_to_hls(r, g, b)[1]
+    if before > MAX_DARK_LIGHTNESS:
+        assert after < MIN_DARK_LIGHTNESS  # dark enough for light text on it
+    else:
+        assert after >= MIN_DARK_LIGHTNESS - 1e-9  # light enough to see on the dark page
 
 
 def test_tab10_is_unchanged() -> None:
@@ -223,3 +233,26 @@ def test_tab10_is_unchanged() -> None:
 
     for name in ("tab:blue", "tab:orange", "tab:green", "tab:red", "tab:purple"):
         assert dark_color(to_rgba(name)) == pytest.approx(to_rgba(name))
+
+
+def test_to_dark_keeps_what_is_drawn_over_colour_mapped_data() -> None:
+    """Cell values and markers on a heatmap keep their colours; the axes' own text is re-coloured."""
+    from matplotlib.colors import to_hex
+    from matplotlib.figure import Figure
+
+    from plugins.runnable.figures import to_dark
+
+    fig = Figure()
+    heat, plain = fig.subplots(1, 2)
+    heat.imshow([[0, 1], [1, 0]], cmap="Blues")
+    value = heat.text(0, 0, "0", color="white")
+    marker = heat.plot([0], [1], "k.")[0]
+    line = plain.plot([0, 1], color="black")[0]
+    heat.set_title("热力图")
+    to_dark(fig)
+    assert to_hex(value.get_color()) == "#ffffff"
+    assert to_hex(marker.get_color()) == "#000000"
+    foreground = to_hex(DARK_FOREGROUND)
+    assert to_hex(line.get_color()) == foreground
+    assert to_hex(heat.title.get_color()) == foreground
+    assert fig.patch.get_facecolor()[3] == 0  # transparent: the page shows through

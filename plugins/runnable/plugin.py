@@ -23,6 +23,8 @@ from .report import report_data, report_markdown
 
 log = logging.getLogger("mkdocs.plugins.runnable")
 
+#: Extensions the rendered fences need (code blocks nested in tabs, titles): added if absent.
+NEEDED_EXTENSIONS = ("pymdownx.superfences",)
 REPORT_PAGE = "runnable/index.md"
 REPORT_JSON = "runnable/report.json"
 
@@ -45,6 +47,13 @@ class RunnablePlugin(BasePlugin[RunnableConfig]):
         self.outcomes: dict[str, Outcome] = {}
         self.math = MathMLExtension()
         self.stash = Stash()
+        names = {
+            e.removeprefix("markdown.extensions.")
+            for e in config.markdown_extensions
+            if isinstance(e, str)
+        }
+        config.markdown_extensions += [e for e in NEEDED_EXTENSIONS if e not in names]
+        self.tabbed = "pymdownx.tabbed" in names
         config.markdown_extensions += [self.math, StashExtension(self.stash)]
         return config
 
@@ -57,9 +66,15 @@ class RunnablePlugin(BasePlugin[RunnableConfig]):
         )
         path = self._display_path(file)
         try:
-            return find_fences(body, path=path, root=self.root, line_offset=offset)
+            fences = find_fences(body, path=path, root=self.root, line_offset=offset)
         except FenceError as error:
             raise PluginError(str(error)) from None
+        for fence in fences:
+            source = fence.options.get("source", "")
+            if source.startswith("tabbed") and not self.tabbed:
+                message = f'source="{source}" needs the pymdownx.tabbed Markdown extension'
+                raise PluginError(f"{fence.path}:{fence.line}: {message}")
+        return fences
 
     def _display_path(self, file: File) -> str:
         """The page's path relative to the repository (a generated page: its URI)."""

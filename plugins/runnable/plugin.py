@@ -16,7 +16,7 @@ from mkdocs.structure.pages import Page
 from .cache import Cache
 from .config import RunnableConfig
 from .engine import ExecutionFailed, Outcome, environment, execute
-from .fences import Fence, FenceError, find_fences, line_offset, split_front_matter
+from .fences import LANGUAGES, Fence, FenceError, find_fences, line_offset, split_front_matter
 from .mathml import MathMLExtension
 from .render import Stash, StashExtension, render_page
 from .report import report_data, report_markdown
@@ -54,6 +54,12 @@ class RunnablePlugin(BasePlugin[RunnableConfig]):
         }
         config.markdown_extensions += [e for e in NEEDED_EXTENSIONS if e not in names]
         self.tabbed = "pymdownx.tabbed" in names
+        auto = {x.strip() for x in os.environ.get("MARKDOWN_EXEC_AUTO", "").split(",")}
+        if auto & LANGUAGES:
+            raise PluginError(
+                "MARKDOWN_EXEC_AUTO asks to run every Python fence; runnable runs only "
+                'fences marked exec="1": mark them, and unset MARKDOWN_EXEC_AUTO for Python'
+            )
         config.markdown_extensions += [self.math, StashExtension(self.stash)]
         return config
 

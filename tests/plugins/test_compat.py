@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import html as htmllib
 import re
+import textwrap
 from pathlib import Path
 
 import pytest
@@ -36,14 +37,10 @@ markdown_extensions:
 def project_config() -> str:
     """The fixture site with this project's theme and `markdown_extensions` (from mkdocs.yml)."""
     text = (ROOT / "mkdocs.yml").read_text(encoding="utf-8")
-    extensions = text[text.index("\nmarkdown_extensions:") :]
-    extensions = extensions[: extensions.find("\n\n", 1) + 1 or None]
-    head = BARE[: BARE.index("markdown_extensions:")]
-    return head.replace("{", "{{").replace("}", "}}").replace(
-        "{{timeout}}", "{timeout}"
-    ) + "theme:\n  name: material\n" + extensions.lstrip("\n").replace("{", "{{").replace(
-        "}", "}}"
-    )
+    extensions = text[text.index("\nmarkdown_extensions:") + 1 :]
+    extensions = extensions[: extensions.find("\n\n") + 1 or None]  # up to the next section
+    escaped = extensions.replace("{", "{{").replace("}", "}}")  # Site() formats the config
+    return BARE[: BARE.index("markdown_extensions:")] + "theme: material\n" + escaped
 
 
 PYCON = """\
@@ -55,7 +52,7 @@ PYCON = """\
 this typed output is replaced by the real one
 """
 
-PAGE = '''\
+PAGE = """\
 # Compat
 
 ```python exec="1" html="1"
@@ -128,7 +125,7 @@ print("## Generated section")
 ```python exec="1" source="tabbed-right" tabs="Code a \\| b|What it printed"
 print("tabbed output")
 ```
-'''
+"""
 
 
 def build(site: Site) -> Build:
@@ -211,3 +208,88 @@ def test_markdown_exec_page_with_project_config(tmp_path: Path) -> None:
     """The same page renders the same forms under this project's theme and extensions."""
     site = Site(tmp_path / "project", config=project_config())
     check_page(build(site).html("compat/index.html"))
+
+
+def fences_of(markdown: str, root: Path = ROOT) -> list:
+    return find_fences(textwrap.dedent(markdown), path="docs/p.md", root=root)
+
+
+def test_booleans_read_as_markdown_exec_reads_them() -> None:
+    """exec is true unless 0/no/off/false; html/updatetoc/allow_error take only those words."""
+    page = "".join(
+        f'```python exec="{value}"\nprint(1)\n```\n\n'
+        for value in ("1", "true", "YES", "On", "y", "0", "false", "NO", "Off")
+    )
+    assert [f.options["exec"] for f in fences_of(page)] == ["1", "true", "YES", "On", "y"]
+    for value in ("1", "TRUE", "yes", "on", "0", "False", "no", "OFF"):
+        (fence,) = fences_of(f'```python exec="1" html="{value}" updatetoc="{value}"\nx\n```\n')
+        assert fence.options["html"] == value
+    with pytest.raises(FenceError, match=r'docs/p.md:1: html="maybe" is not a boolean'):
+        fences_of('```python exec="1" html="maybe"\nx\n```\n')
+
+
+def test_pycon_runs_prompt_lines_and_maps_them_to_the_page() -> None:
+    """A pycon fence runs only `>>> `/`... ` lines; each keeps its page line; key says pycon."""
+    (fence,) = fences_of(
+        """\
+        ```pycon exec="1" source="console"
+        >>> x = 2
+        >>> if x:
+        ...     print(x)
+        2
+        >>> print("done")  # markdown-exec: hide
+        ```
+        """
+    )
+    assert fence.code == 'x = 2\nif x:\n    print(x)\nprint("done")  # markdown-exec: hide'
+    assert fence.origins == ("docs/p.md:2", "docs/p.md:3", "docs/p.md:4", "docs/p.md:6")
+    assert fence.displayed == ">>> x = 2\n>>> if x:\n...     print(x)"
+    assert fence.exec_signature()["language"] == "pycon"
+
+
+def test_execution_options_are_in_the_cache_key(tmp_path: Path) -> None:
+    """workdir and width change what runs, so they change the fence's signature."""
+    (tmp_path / "data").mkdir()
+    plain, workdir, width = fences_of(
+        '```python exec="1"\nx\n```\n\n```python exec="1" workdir="data"\nx\n```\n\n'
+        '```python exec="1" width="40"\nx\n```\n',
+        root=tmp_path,
+    )
+    signatures = [f.exec_signature() for f in (plain, workdir, width)]
+    assert signatures[0] == {"code": "x", "options": {"exec": "1"}}
+    assert signatures[1]["options"]["workdir"] == "data"
+    assert signatures[2]["options"]["width"] == "40"
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ('workdir="missing"', 'workdir="missing" is not a folder'),
+        ('source="console" html="1"', 'source="console" shows the output as text'),
+        ('width="wide"', 'width="wide" is not a number of columns'),
+        ('source="sideways"', 'source="sideways" is not one of'),
+        ('returncode="1"', "unknown fence option"),
+    ],
+)
+def test_forms_that_cannot_apply_fail_at_their_line(options: str, message: str) -> None:
+    """Options that would be ignored or misread fail with `page.md:LINE` instead."""
+    with pytest.raises(FenceError, match=re.escape(f"docs/p.md:3: {message}")):
+        fences_of(f'# P\n\n```python exec="1" {options}\nx\n```\n')
+
+
+def test_tabbed_source_without_tabbed_extension_fails(tmp_path: Path) -> None:
+    """source="tabbed-left" in a site without pymdownx.tabbed fails at the fence's line."""
+    config = BARE[: BARE.index("  - pymdownx.tabbed")]
+    site = Site(tmp_path / "notabs", config=config)
+    site.page("p.md", '# P\n\n```python exec="1" source="tabbed-left"\nprint(1)\n```\n')
+    result = site.build()
+    assert result.returncode != 0
+    assert 'docs/p.md:3: source="tabbed-left" needs the pymdownx.tabbed' in result.log
+
+
+def test_markdown_exec_auto_for_python_fails(tmp_path: Path) -> None:
+    """MARKDOWN_EXEC_AUTO=python cannot apply here: the build says so instead of skipping."""
+    site = Site(tmp_path / "auto", config=BARE)
+    result = site.build(env={"MARKDOWN_EXEC_AUTO": "bash,python"})
+    assert result.returncode != 0
+    assert 'runnable runs only fences marked exec="1"' in result.log

@@ -104,17 +104,17 @@ print("columns", shutil.get_terminal_size().columns, os.environ["COLUMNS"])
 ```
 
 ```python exec="1" idprefix="" updatetoc="no"
-print("#### Plain commands")
+print("## Plain commands")
 print("\\n[link to plain](#plain-commands)")
 ```
 
 ```python exec="1" idprefix="cli-" updatetoc="no"
-print("#### Commands")
+print("## Commands")
 print("\\n[link to commands](#commands)")
 ```
 
 ```python exec="1" id="super-cli" updatetoc="no"
-print("#### Commands")
+print("## Commands")
 print("\\n[link to super commands](#commands)")
 ```
 

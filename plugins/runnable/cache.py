@@ -93,7 +93,11 @@ class Cache:
     def remember(self, page: str, key: str, **fields: object) -> None:
         """Record that `page` now has `key` (with `fields`: seconds, fences, material)."""
         record = {"format": FORMAT, "page": page, "key": key, "when": time.time(), **fields}
-        _write(self._records(page) / f"{key}.json", json.dumps(record, ensure_ascii=False))
+        path = self._records(page) / f"{key}.json"
+        _write(path, json.dumps(record, ensure_ascii=False))
+        for older in path.parent.glob("[!.]*.json"):  # only the latest is ever read
+            if older != path:
+                older.unlink(missing_ok=True)
 
     def prune(self, *, max_age: float = MAX_AGE_SECONDS) -> int:
         """Delete entries unused for `max_age` seconds and stale temporary files; return the count."""

@@ -140,7 +140,7 @@ def execute(
             changes[page] = [{"kind": "forced", "by": forced_by}]
             continue
         stored = cache.get(key)
-        record = records[page] = cache.last(_record_name(page, fences))
+        record = records[page] = cache.last(_record_name(fences))
         if stored is None:
             changes[page] = explain(record, key, materials[page], corrupt=cache.is_corrupt(key))
             continue
@@ -148,7 +148,7 @@ def execute(
         outcomes[page] = Outcome(page, "cached", stored["seconds"], fences, results)
         log(f"{page} cached (ran {stored['seconds']:.1f}s when executed)")
         if record is None or record.get("key") != key:  # the page is back to this key
-            _remember(cache, page, fences, key, materials[page], stored["seconds"])
+            _remember(cache, fences, key, materials[page], stored["seconds"])
     for path in cache.corrupt if cache else []:
         log(f"cache entry {path} was unreadable; executing its page again")
     missing = list(changes)
@@ -172,7 +172,7 @@ def execute(
             if cache:
                 value = {"results": [asdict(r) for r in run.results], "seconds": run.seconds}
                 cache.put(keys[run.page], value)
-                _remember(cache, run.page, fences, keys[run.page], materials[run.page], run.seconds)
+                _remember(cache, fences, keys[run.page], materials[run.page], run.seconds)
         finished_runs.append(run)
         reason = describe(changes[run.page])
         log(_progress(run, problems, reason, started, done=len(finished_runs), total=len(jobs)))
@@ -183,17 +183,16 @@ def execute(
     return outcomes
 
 
-def _record_name(page: str, fences: list[Fence]) -> str:
+def _record_name(fences: list[Fence]) -> str:
     """The name a page's records go by: its path from the repository root, which the
     plugin and the command line agree on (the plugin's own page names are docs-relative)."""
     return fences[0].path
 
 
-def _remember(
-    cache: Cache, page: str, fences: list[Fence], key: str, material: dict, seconds: float
-) -> None:
-    name = _record_name(page, fences)
-    cache.remember(name, key, seconds=seconds, fences=len(fences), material=material)
+def _remember(cache: Cache, fences: list[Fence], key: str, material: dict, seconds: float) -> None:
+    cache.remember(
+        _record_name(fences), key, seconds=seconds, fences=len(fences), material=material
+    )
 
 
 def _share(
@@ -211,7 +210,7 @@ def _share(
         f"shard {number}/{count}: {len(share)} of the {len(missing)} pages that miss the cache "
         f"(estimated {mine:.1f}s of {total:.1f}s)"
     )
-    return sorted(share)
+    return share  # longest first
 
 
 def _progress(

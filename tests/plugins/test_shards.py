@@ -86,6 +86,19 @@ def test_site_pages_found_like_mkdocs(tmp_path: Path) -> None:
     assert pages == ["a.md", "sub/b.markdown"]
 
 
+def test_page_records_merge_by_copying_in_either_order(tmp_path: Path) -> None:
+    """Two folders' records of one page copied together, either way round: the newer wins."""
+    older, newer = Cache(tmp_path / "older"), Cache(tmp_path / "newer")
+    older.remember("docs/a.md", "1" * 64, seconds=1.0)
+    newer.remember("docs/a.md", "2" * 64, seconds=2.0)
+    for name, folders in {"ab": (older, newer), "ba": (newer, older)}.items():
+        for cache in folders:
+            shutil.copytree(cache.directory, tmp_path / name, dirs_exist_ok=True)
+        assert Cache(tmp_path / name).last("docs/a.md")["seconds"] == 2.0
+    newer.remember("docs/a.md", "3" * 64, seconds=3.0)  # a folder keeps only its latest
+    assert [p.stem for p in newer.directory.glob("pages/*/*.json")] == ["3" * 64]
+
+
 #: Pages and the seconds their fences sleep: fence counts mislead, recorded times do not.
 PAGES = {
     "p0.md": [1.2],

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from pathlib import Path
 
 from fixture_site import Site, fence
@@ -14,8 +13,6 @@ from hypothesis import strategies as st
 from plugins.runnable.reasons import describe, diff, explain
 
 #: Fixture builds import this checkout's plugin (not another installed copy of it).
-REPO = Path(__file__).resolve().parents[2]
-ENV = {"PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))}
 
 digests = st.text("0123456789abcdef", min_size=4, max_size=4)
 materials = st.fixed_dictionaries(
@@ -96,14 +93,14 @@ def test_report_says_why_each_page_ran(site: Site) -> None:
     site.page("d.md", "# D\n\n" + fence("print('d')"))
     pages = {"a.md", "b.md", "c.md", "d.md"}
 
-    first = site.build(env=ENV)
+    first = site.build()
     assert first.returncode == 0, first.log
     assert reasons(first) == dict.fromkeys(pages, "no entry yet")
     assert first.report()["pages"][0]["changes"] == [{"kind": "new"}]
     assert "— no entry yet" in first.log  # the progress lines say it too
 
     site.page("a.md", prose.format("Other words."))
-    assert reasons(site.build(env=ENV)) == dict.fromkeys(pages, None)  # prose: nothing runs
+    assert reasons(site.build()) == dict.fromkeys(pages, None)  # prose: nothing runs
 
     # c: its last run was under another torch. d: its entry was pruned.
     cache = site.root / ".cache/runnable"
@@ -121,7 +118,7 @@ def test_report_says_why_each_page_ran(site: Site) -> None:
     site.page("b.md", "# B\n\n" + fence("print('b1')") + "\n" + fence("print('b2 edited')"))
     site.write("snippets/alpha.py", "def value():\n    return 'alpha 2'\n")
 
-    edited = site.build(env=ENV)
+    edited = site.build()
     assert edited.returncode == 0, edited.log
     assert reasons(edited) == {
         "a.md": "snippets/alpha.py changed",
@@ -132,5 +129,5 @@ def test_report_says_why_each_page_ran(site: Site) -> None:
     report_page = edited.html("runnable/index.html")
     assert "第 2 个代码块的代码变了" in report_page and "snippets/alpha.py" in report_page
 
-    forced = site.build(env={**ENV, "RUNNABLE_NO_CACHE": "1"})
+    forced = site.build(env={"RUNNABLE_NO_CACHE": "1"})
     assert reasons(forced) == dict.fromkeys(pages, "forced (RUNNABLE_NO_CACHE=1)")

@@ -1,14 +1,11 @@
 r"""PyTorch DDP on two CPU processes, and the all-reduce underneath it, from scratch.
 
-`worker` is one rank of a real 2-process `DistributedDataParallel` job (gloo backend,
-TCP rendezvous on 127.0.0.1): every rank reads its own shard from a `DistributedSampler`,
-computes the gradient of its local mean loss, and DDP averages the gradients with a bucketed
-all-reduce during `backward()`. The same rank also trains a copy of the model with a manual
-all-reduce (`all_reduce(p.grad)` then `/= world_size`). `run_ddp` launches the ranks with
-`mp.spawn` and collects what they saved. `shard_indices` rebuilds the sampler's split by hand
-and `ring_allreduce` simulates a ring all-reduce (reduce-scatter, then all-gather) over N
-ranks with numpy chunks, so that $\sum_r g_r$ is reached while each rank sends only
-$2(N-1)/N$ times its buffer.
+`worker` is one rank of a real 2-process gloo DDP job; each rank trains three copies: DDP on
+its built-in C++ reducer (grad·(1/W) into the bucket, then all-reduce), DDP through a logging
+Python comm hook, and a plain model with `all_reduce(p.grad)` then `/= world_size`.
+`run_ddp` launches the ranks with `mp.spawn`. `average_over_ranks` spells out the orders of
+"divide and sum"; `shard_indices` rebuilds the sampler's split; `ring_allreduce` and
+`star_allreduce` simulate a ring and a via-rank-0 all-reduce with numpy, counting traffic.
 """
 
 # --8<-- [start:imports]
@@ -87,7 +84,9 @@ def trace_backward(ddp: DDP) -> list[str]:
     def hook(state, bucket: dist.GradBucket) -> torch.futures.Future[torch.Tensor]:
         params = [names[id(p)] for p in bucket.parameters()]
         events.append(f"all-reduce   bucket {bucket.index()} {params}")
-        return default_hooks.allreduce_hook(None, bucket)  # what DDP does anyway: /world, then sum
+        # the reference hook: bucket.div_(W), then all_reduce(SUM). With a hook registered, the
+        # C++ reducer no longer scales the gradients itself (it would copy grad·(1/W) instead).
+        return default_hooks.allreduce_hook(None, bucket)
 
     ddp.register_comm_hook(None, hook)
     return events
@@ -96,10 +95,10 @@ def trace_backward(ddp: DDP) -> list[str]:
 def sgd_step(model, opt, xb, yb, *, manual_allreduce: bool) -> None:
     opt.zero_grad()
     F.mse_loss(model(xb), yb).backward()  # mean over this rank's BATCH rows
-    if manual_allreduce:  # what DDP does for us, one tensor at a time and after backward
+    if manual_allreduce:  # the textbook average, one tensor at a time and after backward
         for p in model.parameters():
             dist.all_reduce(p.grad)  # sum over ranks: Σ_r g_r
-            p.grad /= dist.get_world_size()  # → (1/W) Σ_r g_r
+            p.grad /= dist.get_world_size()  # → (1/W) Σ_r g_r  (DDP divides *before* the sum)
     opt.step()
 
 
@@ -116,11 +115,13 @@ def worker(rank: int, world_size: int, port: int, out_dir: str) -> None:
         dataset = TensorDataset(*make_data())
         sampler = DistributedSampler(dataset, num_replicas=world_size, rank=rank, seed=0)
         loader = DataLoader(dataset, batch_size=BATCH, sampler=sampler)
-        ddp = DDP(make_model(), bucket_cap_mb=BUCKET_CAP_MB)  # broadcasts rank 0's weights
-        events = trace_backward(ddp)
-        manual = make_model()
-        opt_ddp = torch.optim.SGD(ddp.parameters(), lr=LR)
-        opt_manual = torch.optim.SGD(manual.parameters(), lr=LR)
+        models = {  # each DDP(...) broadcasts rank 0's weights to the other ranks
+            "ddp": DDP(make_model(), bucket_cap_mb=BUCKET_CAP_MB),  # built-in reducer, no hook
+            "hooked": DDP(make_model(), bucket_cap_mb=BUCKET_CAP_MB),  # Python comm hook
+            "manual": make_model(),  # no DDP: all_reduce by hand
+        }
+        events = trace_backward(models["hooked"])
+        opts = {k: torch.optim.SGD(m.parameters(), lr=LR) for k, m in models.items()}
         print_in_rank_order(f"rank {dist.get_rank()} of world_size {dist.get_world_size()}")
         indices, traces = [], []
         for epoch in range(STEPS):
@@ -128,21 +129,18 @@ def worker(rank: int, world_size: int, port: int, out_dir: str) -> None:
             sampler.set_epoch(epoch)  # shuffle with seed + epoch: a new split, same on all ranks
             indices.append(list(sampler))
             for xb, yb in loader:  # xb (BATCH, 4): this rank's shard only
-                sgd_step(ddp, opt_ddp, xb, yb, manual_allreduce=False)
-                sgd_step(manual, opt_manual, xb, yb, manual_allreduce=True)
+                for k, model in models.items():
+                    sgd_step(model, opts[k], xb, yb, manual_allreduce=k == "manual")
             traces.append(list(events))
             print_in_rank_order(
-                f"step {epoch} rank {rank} indices {indices[-1]} checksum {checksum(ddp):.15f}"
+                f"step {epoch} rank {rank} indices {indices[-1]} "
+                f"checksum {checksum(models['ddp']):.15f}"
             )
-        torch.save(
-            {
-                "ddp": [p.detach() for p in ddp.module.parameters()],
-                "manual": [p.detach() for p in manual.parameters()],
-                "indices": indices,
-                "traces": traces,
-            },
-            os.path.join(out_dir, f"rank{rank}.pt"),
-        )
+        if rank == 0:  # one writer; .module drops DDP's "module." prefix from the keys
+            torch.save(models["ddp"].module.state_dict(), os.path.join(out_dir, "model.pt"))
+        result = {k: [p.detach() for p in m.parameters()] for k, m in models.items()}
+        result |= {"indices": indices, "traces": traces}
+        torch.save(result, os.path.join(out_dir, f"rank{rank}.pt"))
     finally:
         dist.destroy_process_group()
 
@@ -151,12 +149,16 @@ def worker(rank: int, world_size: int, port: int, out_dir: str) -> None:
 
 
 # --8<-- [start:run_ddp]
-def run_ddp(world_size: int = WORLD_SIZE) -> list[dict]:
-    """Start `world_size` ranks, wait for all (a failed rank raises here), return their results."""
+def run_ddp(world_size: int = WORLD_SIZE) -> tuple[list[dict], dict]:
+    """Start `world_size` ranks, wait for all (a failed rank raises here).
+
+    Returns every rank's results and the checkpoint rank 0 saved (a plain state_dict).
+    """
     port = free_port()
     with tempfile.TemporaryDirectory() as out_dir:
         mp.spawn(worker, args=(world_size, port, out_dir), nprocs=world_size, join=True)
-        return [torch.load(os.path.join(out_dir, f"rank{r}.pt")) for r in range(world_size)]
+        ranks = [torch.load(os.path.join(out_dir, f"rank{r}.pt")) for r in range(world_size)]
+        return ranks, torch.load(os.path.join(out_dir, "model.pt"))
 
 
 # --8<-- [end:run_ddp]
@@ -180,6 +182,27 @@ def max_abs_diff(a: list[torch.Tensor], b: list[torch.Tensor]) -> float:
 
 
 # --8<-- [end:single]
+
+
+# --8<-- [start:average]
+def average_over_ranks(grads: torch.Tensor, *, order: str) -> torch.Tensor:
+    r"""Mean of the rows of `grads` (W, L), row r = rank r's gradient, in one of three orders.
+
+    "sum_then_div": $(\sum_r g_r) / W$, the manual `all_reduce` then `/= world_size`;
+    "div_then_sum": $\sum_r (g_r / W)$, `default_hooks.allreduce_hook` (`div_`, then all-reduce);
+    "mul_then_sum": $\sum_r (g_r \cdot \frac{1}{W})$, the built-in C++ reducer, which
+    multiplies by 1/W while copying each grad into its bucket. The sum runs over ranks
+    0, 1, ..., W-1 (a real all-reduce may add in another order).
+    """
+    W = grads.shape[0]
+    terms = {"sum_then_div": grads, "div_then_sum": grads / W, "mul_then_sum": grads * (1.0 / W)}
+    total = terms[order][0].clone()
+    for g in terms[order][1:]:  # the all-reduce: Σ over ranks
+        total += g
+    return total / W if order == "sum_then_div" else total
+
+
+# --8<-- [end:average]
 
 
 # --8<-- [start:shard_indices]
@@ -246,6 +269,21 @@ def ring_allreduce(
     return [np.concatenate(c).reshape(shape) for c in chunks], history, sent
 
 
+def star_allreduce(buffers: list[np.ndarray]) -> tuple[list[np.ndarray], list[int]]:
+    """Sum via rank 0: ranks 1..N-1 send their buffers to rank 0, which sends the sum back."""
+    n = len(buffers)
+    total = buffers[0].astype(np.float64)  # a copy: rank 0's own buffer
+    sent = [0] * n
+    for r in range(1, n):  # gather: rank r → rank 0
+        total += buffers[r]
+        sent[r] += buffers[r].size
+    results = [total]
+    for _ in range(1, n):  # broadcast: rank 0 → rank r
+        results.append(total.copy())
+        sent[0] += total.size
+    return results, sent
+
+
 # --8<-- [end:ring]
 
 
@@ -255,23 +293,25 @@ def plot_ring(history: list[np.ndarray]):
     import matplotlib.pyplot as plt  # imported here: the spawned ranks never need it
 
     n = history[0].shape[0]
-    fig, axes = plt.subplots(1, len(history), figsize=(8, 1.9), layout="constrained")
-    for k, (ax, state) in enumerate(zip(axes, history, strict=True)):
+    # row 0: start and the N-1 reduce-scatter steps; row 1: the N-1 all-gather steps
+    fig, axes = plt.subplots(2, n, figsize=(6.5, 4.2), layout="constrained")
+    axes[1, 0].axis("off")
+    cells = list(axes[0]) + list(axes[1, 1:])
+    for k, (ax, state) in enumerate(zip(cells, history, strict=True)):
         ax.imshow(state, cmap="Blues", vmin=0, vmax=n)
         for r in range(n):
             for c in range(state.shape[1]):
                 color = "white" if state[r, c] > n / 2 else "black"
                 ax.text(c, r, f"{state[r, c]:.0f}", ha="center", va="center", color=color)
         title = "start" if k == 0 else (f"RS {k}" if k < n else f"AG {k - n + 1}")
-        ax.set_title(title, fontsize=9)
+        ax.set_title(title, fontsize=11)
         ax.set_xticks(range(state.shape[1]))
         ax.set_yticks(range(n))
-        ax.tick_params(labelsize=7)
-        ax.set_xlabel("chunk", fontsize=8)
-    axes[0].set_ylabel("rank", fontsize=8)
-    fig.suptitle(
-        f"ring all-reduce on {n} ranks: how many ranks each chunk already sums", fontsize=9
-    )
+        ax.tick_params(labelsize=10)
+        ax.set_xlabel("chunk", fontsize=10)
+    for ax in (axes[0, 0], axes[1, 1]):
+        ax.set_ylabel("rank", fontsize=10)
+    fig.suptitle(f"ring all-reduce, {n} ranks: ranks summed per chunk", fontsize=11)
     return fig
 
 
@@ -280,5 +320,6 @@ def plot_ring(history: list[np.ndarray]):
 
 # --8<-- [start:launch]
 if __name__ == "__main__":
-    ranks = run_ddp()  # each rank prints its own lines
+    print(f"torch {torch.__version__}, W = {WORLD_SIZE}, BATCH = {BATCH}, N = {N}")
+    ranks, checkpoint = run_ddp()  # each rank prints its own lines
 # --8<-- [end:launch]

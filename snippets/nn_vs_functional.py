@@ -1,16 +1,20 @@
 """`torch.nn.Xxx` vs `torch.nn.functional.xxx`: one tiny CNN (conv → BatchNorm → ReLU → dropout →
 pool → linear) written twice, once as an `nn.Module` that owns its state (parameters, buffers,
 the training flag, hooks) and once as a pure function `cnn_forward(params, buffers, x, *,
-training)` that receives all of it as arguments; plus the classic pitfalls (unregistered
-tensors, `F.dropout`'s `training=True` default, `F.batch_norm`'s running statistics) and the
-payoff of the functional style: per-sample gradients with `torch.func.vmap` and `grad`.
+training)` that receives all of it as arguments; what `nn.Conv2d.forward` really passes to
+`F.conv2d`; per-sample gradients with `torch.func` (on the function and, through
+`functional_call`, on the unchanged module); why train-mode BatchNorm has no per-sample gradient;
+and the classic pitfalls (unregistered tensors, `F.dropout`'s `training=True` default).
 """
 
 # --8<-- [start:imports]
+import copy
+
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
 import torch.nn.functional as F
+from matplotlib.colors import LogNorm
 from matplotlib.patches import FancyBboxPatch
 from torch import nn
 from torch.func import functional_call, grad, vmap
@@ -90,6 +94,32 @@ def split_state(model: nn.Module) -> tuple[dict[str, torch.Tensor], dict[str, to
 # --8<-- [end:functional]
 
 
+# --8<-- [start:conv]
+def conv2d_functional(
+    x: torch.Tensor,
+    weight: torch.Tensor,
+    bias: torch.Tensor | None,
+    *,
+    stride: int = 1,
+    padding: int = 0,
+    dilation: int = 1,
+    groups: int = 1,
+    padding_mode: str = "zeros",
+) -> torch.Tensor:
+    """What `nn.Conv2d.forward` computes, with `F` only (integer padding, as in `_conv_forward`).
+
+    weight: (C_out, C_in / groups, kH, kW). For padding_mode "reflect" / "replicate" / "circular"
+    the module pads with `F.pad` first and then convolves with padding 0.
+    """
+    if padding_mode != "zeros":
+        x = F.pad(x, (padding,) * 4, mode=padding_mode)  # (left, right, top, bottom)
+        padding = 0
+    return F.conv2d(x, weight, bias, stride, padding, dilation, groups)
+
+
+# --8<-- [end:conv]
+
+
 # --8<-- [start:registration]
 class PlainAttr(nn.Module):
     """Stores its running statistic as a plain tensor attribute: nn.Module never sees it."""
@@ -138,23 +168,87 @@ def bn_running_update(
 
 
 # --8<-- [start:per_sample]
-def per_sample_grads(
-    params: dict[str, torch.Tensor],
-    buffers: dict[str, torch.Tensor],
-    x: torch.Tensor,
-    y: torch.Tensor,
-) -> dict[str, torch.Tensor]:
-    """∂loss_i/∂θ for every sample i at once: vmap over grad of a one-sample loss (eval mode)."""
+def module_as_function(model: nn.Module, buffers: dict[str, torch.Tensor]):
+    """The unchanged module as f(params, x): functional_call swaps `params` in for one call."""
+    return lambda p, xb: functional_call(model, (p, buffers), (xb,))
 
-    def loss_one(p, xi, yi):  # xi: (in_ch, H, W), yi: () -> scalar loss
-        logits = cnn_forward(p, buffers, xi.unsqueeze(0), training=False)  # (1, n_classes)
-        return F.cross_entropy(logits, yi.unsqueeze(0))
+
+def per_sample_grads(f, params: dict[str, torch.Tensor], x: torch.Tensor, y: torch.Tensor):
+    r"""$g_i = \nabla_\theta \ell(f(\theta, x_i), y_i)$ for every sample at once: vmap over grad.
+
+    `f(params, x_batch) -> logits`: `cnn_forward` with fixed buffers, or `module_as_function`.
+    Returns {name: (B, *param.shape)}.
+    """
+
+    def loss_one(p, xi, yi):  # xi: (in_ch, H, W), yi: () -> scalar loss of one sample
+        return F.cross_entropy(f(p, xi.unsqueeze(0)), yi.unsqueeze(0))
 
     # grad differentiates w.r.t. the first argument (the params dict); vmap maps over samples
-    return vmap(grad(loss_one), in_dims=(None, 0, 0))(params, x, y)  # each: (B, *param.shape)
+    return vmap(grad(loss_one), in_dims=(None, 0, 0))(params, x, y)
+
+
+def batch_grads(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> dict[str, torch.Tensor]:
+    """∇θ of the batch-mean cross-entropy by one backward() (updates train-mode BN buffers)."""
+    model.zero_grad()
+    F.cross_entropy(model(x), y).backward()
+    return {k: p.grad.detach().clone() for k, p in model.named_parameters()}
+
+
+def loop_grads(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> dict[str, torch.Tensor]:
+    """Per-sample gradients the slow way: one backward() on each batch of one sample."""
+    rows = [batch_grads(model, x[i : i + 1], y[i : i + 1]) for i in range(x.shape[0])]
+    return {k: torch.stack([r[k] for r in rows]) for k in rows[0]}
 
 
 # --8<-- [end:per_sample]
+
+
+# --8<-- [start:coupling]
+def norm_variants(model: TinyCNN) -> dict[str, nn.Module]:
+    """Copies of `model` with dropout off and three normalisations: BN train, BN eval, GroupNorm."""
+    bn_train = copy.deepcopy(model).eval()
+    bn_train.bn.train()  # batch statistics: every sample is normalised with the whole batch
+    gn = copy.deepcopy(model).eval()
+    ch = gn.bn.num_features
+    gn.bn = nn.GroupNorm(min(32, ch), ch)  # Opacus's BatchNorm fixer: per-sample statistics
+    return {"BatchNorm, train()": bn_train, "BatchNorm, eval()": copy.deepcopy(model).eval(),
+            "GroupNorm": gn}  # fmt: skip
+
+
+def sample_coupling(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    r"""(B, B) matrix $C_{ij} = \lVert \partial\,\mathrm{logits}_i / \partial x_j \rVert_F$."""
+    jac = torch.autograd.functional.jacobian(model, x)  # (B, K, B, C, H, W)
+    return jac.pow(2).sum(dim=(1, 3, 4, 5)).sqrt()
+
+
+def decomposition_gap(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
+    r"""$\lVert \frac1B\sum_i g_i^{(1)} - g_{\text{batch}} \rVert / \lVert g_{\text{batch}} \rVert$.
+
+    $g_i^{(1)}$: gradient on sample i alone (batch of one); 0 when samples do not interact.
+    """
+    g_batch = batch_grads(model, x, y)
+    g_loop = loop_grads(model, x, y)
+    diff = torch.cat([(g_loop[k].mean(0) - g_batch[k]).flatten() for k in g_batch])
+    return (diff.norm() / torch.cat([g.flatten() for g in g_batch.values()]).norm()).item()
+
+
+def plot_coupling(mats: dict[str, torch.Tensor], floor: float = 1e-3):
+    """One heatmap per variant, log colour scale: how much sample j's input moves sample i."""
+    fig, axes = plt.subplots(1, len(mats), figsize=(7, 2.9))
+    vmax = max(m.max().item() for m in mats.values())
+    cmap = plt.get_cmap("viridis").with_extremes(under="white")  # exactly 0 -> white
+    for ax, (name, m) in zip(axes, mats.items(), strict=True):
+        im = ax.imshow(m.numpy(), cmap=cmap, norm=LogNorm(vmin=floor, vmax=vmax))
+        ax.set_title(name, fontsize=10)
+        ax.set_xlabel("input sample j", fontsize=10)
+        ax.set(xticks=[], yticks=[])
+    axes[0].set_ylabel("logits of sample i", fontsize=10)
+    fig.colorbar(im, ax=list(axes), shrink=0.8, extend="min", label="|d logits_i / d x_j|")
+    fig.suptitle("Only train-mode BatchNorm lets samples affect each other", fontsize=11)
+    return fig
+
+
+# --8<-- [end:coupling]
 
 
 # --8<-- [start:dropout_stats]
@@ -181,16 +275,16 @@ def dropout_stats(ps: list[float], *, n: int = 20_000, seed: int = 0) -> dict[st
 
 def plot_dropout_stats(stats: dict[str, np.ndarray]):
     """Left: zeroed fraction vs p (target y = p in train mode). Right: output mean vs p."""
-    fig, axes = plt.subplots(1, 2, figsize=(8, 3.5))
+    fig, axes = plt.subplots(1, 2, figsize=(7, 3.6))
     ps = next(iter(stats.values()))[:, 0]
     axes[0].plot(ps, ps, color="0.85", lw=6, label="y = p")
     for (label, rows), style in zip(stats.items(), ["o-", "s-", "x--"], strict=True):
         axes[0].plot(rows[:, 0], rows[:, 1], style, label=label)
         axes[1].plot(rows[:, 0], rows[:, 2], style, label=label)
-    axes[0].set(xlabel="dropout p", ylabel="fraction of outputs zeroed")
+    axes[0].set(xlabel="dropout p", ylabel="fraction zeroed")
     axes[1].set(xlabel="dropout p", ylabel="mean output (input = 1)", ylim=(0.8, 1.2))
-    axes[0].legend(fontsize=7)
-    fig.suptitle("model.eval() switches nn.Dropout off, not F.dropout(x, p)", fontsize=10)
+    axes[0].legend(fontsize=10, loc="upper left")
+    fig.suptitle("model.eval() switches off nn.Dropout, not F.dropout", fontsize=11)
     fig.tight_layout()
     return fig
 
@@ -199,82 +293,37 @@ def plot_dropout_stats(stats: dict[str, np.ndarray]):
 
 
 # --8<-- [start:diagram]
-def _box(ax, xy, w, h, text, color, fontsize=9):
-    ax.add_patch(FancyBboxPatch(xy, w, h, boxstyle="round,pad=0.02", fc=color, ec="0.3"))
-    ax.text(xy[0] + w / 2, xy[1] + h / 2, text, ha="center", va="center", fontsize=fontsize)
+def _box(ax, xy, w, h, text, color):
+    """A rounded box with centred text (fontsize 10)."""
+    ax.add_patch(FancyBboxPatch(xy, w, h, boxstyle="round,pad=0.03", fc=color, ec="0.3"))
+    ax.text(xy[0] + w / 2, xy[1] + h / 2, text, ha="center", va="center", fontsize=10)
 
 
 def draw_state_diagram():
     """Where state lives: inside the Module (left) vs in the call's arguments (right)."""
-    fig, ax = plt.subplots(figsize=(8, 3.5))
-    ax.set(xlim=(0, 10), ylim=(0, 5))
+    fig, ax = plt.subplots(figsize=(7, 4.4))
+    ax.set(xlim=(0, 10), ylim=(0, 6.3))
     ax.axis("off")
     # left: the module object owns everything; a call passes only x
-    ax.add_patch(FancyBboxPatch((0.1, 0.15), 4.6, 4.2, boxstyle="round,pad=0.05", fc="#eef3fb"))
-    ax.text(2.4, 4.65, "nn.Module:  y = model(x)", ha="center", fontsize=11, weight="bold")
-    _box(
-        ax,
-        (0.3, 3.2),
-        4.2,
-        0.9,
-        "parameters  (model.parameters() -> optimizer)\n"
-        "conv.weight, conv.bias, bn.weight, bn.bias, fc.*",
-        "#cfe0f7",
-        8,
-    )
-    _box(
-        ax,
-        (0.3, 2.1),
-        4.2,
-        0.85,
-        "buffers  (register_buffer -> state_dict, .to())\nbn.running_mean, bn.running_var, ...",
-        "#d8eed8",
-        8,
-    )
-    _box(ax, (0.3, 1.15), 1.75, 0.7, "self.training\n<- train() / eval()", "#f9e3c6", 8)
-    _box(ax, (2.2, 1.15), 2.3, 0.7, "forward hooks\n<- register_forward_hook", "#f3d4de", 8)
-    _box(ax, (0.3, 0.3), 4.2, 0.6, "forward(x) reads all of the above", "white", 9)
+    ax.add_patch(FancyBboxPatch((0.1, 0.1), 4.7, 5.5, boxstyle="round,pad=0.05", fc="#eef3fb"))
+    ax.text(2.45, 5.9, "nn.Module: y = model(x)", ha="center", fontsize=11, weight="bold")
+    left = [  # (x, y, width, height, label, colour)
+        (0.3, 4.25, 4.3, 1.1, "parameters -> optimizer\nconv.*, bn.weight/bias, fc.*", "#cfe0f7"),
+        (0.3, 2.95, 4.3, 1.05, "buffers -> state_dict, .to()\nbn.running_mean/var", "#d8eed8"),
+        (0.3, 1.45, 2.05, 1.25, "self.training\ntrain()/eval()", "#f9e3c6"),
+        (2.55, 1.45, 2.05, 1.25, "hooks\nrun by\nmodel(x)", "#f3d4de"),
+        (0.3, 0.3, 4.3, 0.9, "forward(x) reads self.*", "white"),
+    ]
+    for x0, y0, w, h, text, color in left:
+        _box(ax, (x0, y0), w, h, text, color)
     # right: a stateless function; every piece of state arrives as an argument
-    ax.text(
-        7.55, 4.65, "functional:  y = cnn_forward(...)", ha="center", fontsize=11, weight="bold"
-    )
-    args = [("params\ndict", "#cfe0f7"), ("buffers\ndict", "#d8eed8"), ("x", "white")]
-    args.append(("training=\nTrue/False", "#f9e3c6"))
-    for i, (name, color) in enumerate(args):
-        x0 = 5.3 + i * 1.15
-        _box(ax, (x0, 3.2), 1.0, 0.9, name, color, 8)
-        ax.annotate("", xy=(7.55, 1.65), xytext=(x0 + 0.5, 3.15), arrowprops={"arrowstyle": "->"})
-    _box(
-        ax,
-        (5.6, 0.6),
-        3.9,
-        1.0,
-        "F.conv2d -> F.batch_norm -> F.relu\n"
-        "-> F.dropout -> pool -> F.linear\n(no state of its own)",
-        "white",
-        8,
-    )
+    ax.text(7.5, 5.9, "functional: y = f(...)", ha="center", fontsize=11, weight="bold")
+    args = [("params", "#cfe0f7"), ("buffers", "#d8eed8"), ("x", "white"), ("training", "#f9e3c6")]
+    for i, (name, color) in enumerate(args):  # a 2 x 2 grid of arguments
+        _box(ax, (5.3 + (i % 2) * 2.4, 4.6 - (i // 2) * 1.0), 2.0, 0.75, name, color)
+    ax.annotate("", xy=(7.5, 2.6), xytext=(7.5, 3.5), arrowprops={"arrowstyle": "-|>", "lw": 2})
+    _box(ax, (5.3, 0.3), 4.4, 2.2, "F.conv2d, F.batch_norm,\nF.relu, F.dropout,\npool, F.linear\n(no state of its own)", "white")  # fmt: skip
     return fig
 
 
 # --8<-- [end:diagram]
-
-
-if __name__ == "__main__":
-    model = make_model(0)
-    x = torch.randn(8, 1, 6, 6, generator=torch.Generator().manual_seed(1))
-    params, buffers = split_state(model)
-    model.eval()
-    same = torch.equal(model(x), cnn_forward(params, buffers, x, training=False))
-    print(f"eval: module == function: {same}")
-    print(
-        f"eval: functional_call == model(x): {torch.equal(functional_call(model, params, (x,)), model(x))}"
-    )
-    model.train()
-    torch.manual_seed(2)
-    y_mod = model(x)
-    torch.manual_seed(2)
-    y_fn = cnn_forward(params, buffers, x, training=True)
-    print(f"train (same seed): module == function: {torch.equal(y_mod, y_fn)}")
-    same_stats = torch.equal(model.bn.running_var, buffers["bn.running_var"])
-    print(f"train: running_var updated identically: {same_stats}")

@@ -1,8 +1,8 @@
-r"""Upsampling from scratch: nearest / nearest-exact and bilinear (both ``align_corners``) in
-numpy, pixel shuffle as reshape + permute, transposed convolution both as a scatter of the
-kernel and as zero insertion + convolution with the flipped, transposed kernel, max unpooling,
-and the uneven-overlap maps behind checkerboard artifacts. Every piece is checked against
-``F.interpolate``, ``nn.PixelShuffle``, ``F.conv_transpose2d`` and ``F.max_unpool2d`` in the tests.
+r"""Upsampling from scratch: nearest / nearest-exact and bilinear (both ``align_corners``) and
+the antialiased (Pillow-style triangle) resize in numpy; pixel shuffle and the DCR -> CRD channel
+permutation; transposed convolution as a scatter and as zero insertion + convolution; max
+unpooling; the per-phase kernels of resize-convolution, sub-pixel convolution with ICNR, and the
+overlap maps behind checkerboard artifacts. The tests check each against PyTorch built-ins.
 """
 
 # --8<-- [start:imports]
@@ -67,6 +67,27 @@ def bilinear_np(x: np.ndarray, size, align_corners: bool, scale=None) -> np.ndar
 # --8<-- [end:bilinear]
 
 
+# --8<-- [start:antialias]
+def triangle_resample_matrix(out_size: int, in_size: int, scale=None) -> np.ndarray:
+    """(out, in) weights of a triangle filter stretched by max(in/out, 1), as in Pillow."""
+    s = in_size / out_size if scale is None else 1.0 / scale  # input pixels per output pixel
+    width = max(s, 1.0)  # downsampling widens the filter; upsampling keeps it 1 pixel
+    centre = (np.arange(out_size) + 0.5) * s  # output pixel centre in input coordinates
+    dist = (np.arange(in_size)[None, :] + 0.5 - centre[:, None]) / width
+    w = np.maximum(1 - np.abs(dist), 0)  # tri(t) = max(1 − |t|, 0)
+    return w / w.sum(axis=1, keepdims=True)  # renormalise (also at the borders)
+
+
+def antialias_np(x: np.ndarray, size) -> np.ndarray:
+    """(..., H, W) -> (..., H_out, W_out): separable triangle filter, rows then columns."""
+    rh = triangle_resample_matrix(size[0], x.shape[-2])  # (H_out, H)
+    rw = triangle_resample_matrix(size[1], x.shape[-1])  # (W_out, W)
+    return rh @ x @ rw.T  # y = R_h · x · R_wᵀ
+
+
+# --8<-- [end:antialias]
+
+
 # --8<-- [start:pixel_shuffle]
 def pixel_shuffle(x: torch.Tensor, r: int) -> torch.Tensor:
     """(N, C·r², H, W) -> (N, C, H·r, W·r): y[n, c, h·r+i, w·r+j] = x[n, c·r²+i·r+j, h, w]."""
@@ -83,6 +104,11 @@ def pixel_unshuffle(y: torch.Tensor, r: int) -> torch.Tensor:
     y = y.view(n, c, hr // r, r, wr // r, r)  # (n, c, h, i, w, j)
     y = y.permute(0, 1, 3, 5, 2, 4)  # (n, c, i, j, h, w)
     return y.reshape(n, c * r * r, hr // r, wr // r)
+
+
+def dcr_to_crd(c: int, r: int) -> np.ndarray:
+    """Channel permutation p with x_crd = x_dcr[:, p]: DCR index (i·r+j)·C+c -> c·r²+i·r+j."""
+    return np.arange(r * r * c).reshape(r, r, c).transpose(2, 0, 1).reshape(-1)
 
 
 # --8<-- [end:pixel_shuffle]
@@ -184,14 +210,34 @@ def deconv_bilinear(x: torch.Tensor, r: int) -> torch.Tensor:
     """Transposed conv with the bilinear kernel (r even): bilinear inside, darker border."""
     assert r % 2 == 0, "padding r/2 must be an integer"
     w = bilinear_deconv_weight(r).to(x.dtype)
-    outs = [
-        conv_transpose2d_gather(x[:, c : c + 1], w, stride=r, padding=r // 2)
-        for c in range(x.shape[1])
-    ]
-    return torch.cat(outs, dim=1)
+    n, c, h, wd = x.shape  # channels -> batch: the same kernel for every channel
+    y = conv_transpose2d_gather(x.reshape(n * c, 1, h, wd), w, stride=r, padding=r // 2)
+    return y.view(n, c, *y.shape[-2:])
 
 
 # --8<-- [end:fixed_filters]
+
+
+# --8<-- [start:phases]
+def resize_conv_phase_kernels(w: torch.Tensor, r: int) -> torch.Tensor:
+    """nearest ×r then k×k conv (padding k//2) = r² centred kernels on the low-res grid."""
+    k = w.shape[-1]
+    off = torch.tensor([[(i + a - k // 2) // r for a in range(k)] for i in range(r)])  # (r, k)
+    sel = F.one_hot(off - off.min()).to(w.dtype)  # sel[i, a, u] = 1: tap a of phase i reads row u
+    return torch.einsum("iau,ab,jbv->ijuv", sel, w, sel)  # K_ij = S_iᵀ · w · S_j, (r, r, m, m)
+
+
+def subpixel_conv(x: torch.Tensor, w: torch.Tensor, r: int) -> torch.Tensor:
+    """ESPCN layer: conv2d to C·r² channels (zero padding k//2), then pixel shuffle."""
+    return pixel_shuffle(F.conv2d(x, w, padding=w.shape[-1] // 2), r)
+
+
+def icnr(w: torch.Tensor, r: int) -> torch.Tensor:
+    """ICNR (Aitken et al.): every sub-pixel phase gets the same kernel, (C, ...) -> (C·r², ...)."""
+    return w.repeat_interleave(r * r, dim=0)  # channel c·r² + i·r + j holds w[c]
+
+
+# --8<-- [end:phases]
 
 
 # --8<-- [start:gallery]
@@ -252,24 +298,10 @@ def plot_overlap(maps: dict[str, torch.Tensor]):
     for name, m in maps.items():  # one row through the middle, normalised by its max
         row = m[0, 0, m.shape[-2] // 2].numpy()
         axes[-1].plot(row / row.max(), marker=".", label=name)
-    axes[-1].set_title("middle row / max", fontsize=9)
-    axes[-1].set_ylim(0, 1.08)
+    axes[-1].set(title="middle row / max", ylim=(0, 1.08))
     axes[-1].legend(fontsize=7, loc="lower center")
     fig.tight_layout()
     return fig
 
 
 # --8<-- [end:checkerboard]
-
-
-if __name__ == "__main__":
-    torch.manual_seed(0)
-    x = torch.randn(2, 3, 5, 6, dtype=torch.float64)
-    ref = F.interpolate(x, size=(11, 9), mode="bilinear", align_corners=False)
-    print("bilinear     |Δ| =", np.abs(bilinear_np(x.numpy(), (11, 9), False) - ref.numpy()).max())
-    w = torch.randn(3, 4, 3, 3, dtype=torch.float64)
-    ref = F.conv_transpose2d(x, w, stride=2, padding=1, output_padding=1)
-    mine = conv_transpose2d_gather(x, w, stride=2, padding=1, output_padding=1)
-    print("conv_transp. |Δ| =", (mine - ref).abs().max().item())
-    for name, m in overlap_maps().items():
-        print(f"{name:22s} interior values:", np.unique(m[0, 0, 2:-2, 2:-2].numpy()))

@@ -10,12 +10,23 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 #: Languages this plugin executes; other `exec="on"` fences are left to markdown-exec.
-LANGUAGES = frozenset({"python", "py"})
+#: A `pycon` fence runs its `>>> ` / `... ` lines only, as markdown-exec's pycon formatter.
+LANGUAGES = frozenset({"python", "py", "pycon"})
 
 #: Options that change what the code does; the others only change how it is shown.
-EXEC_OPTIONS = ("exec", "session", "allow_error")
-DISPLAY_OPTIONS = ("source", "result", "html", "id", "title", "tabs", "timeout", "alt")
-SOURCES = ("above", "below", "tabbed-left", "tabbed-right")
+EXEC_OPTIONS = ("exec", "session", "allow_error", "workdir", "width")
+DISPLAY_OPTIONS = (
+    *("source", "result", "html", "id", "idprefix", "updatetoc", "title", "tabs", "timeout"),
+    "alt",  # a figure's alt text (render.py)
+)
+#: markdown-exec's `source` values (`material-block` is its older name of `block`).
+SOURCES = ("above", "below", "block", "material-block", "console", "tabbed-left", "tabbed-right")
+#: Boolean options, and the values markdown-exec reads as false / true (any case).
+BOOLEANS = ("html", "updatetoc", "allow_error")
+FALSE = frozenset({"0", "no", "off", "false"})
+TRUE = frozenset({"1", "yes", "on", "true"})
+#: Lines holding this text run but are not shown (markdown-exec's marker).
+HIDE = "markdown-exec: hide"
 
 _OPEN = re.compile(r"^(?P<indent>[ \t]*)(?P<fence>`{3,}|~{3,})[ \t]*(?P<info>.*)$")
 _OPTION = re.compile(r'(?P<key>[\w-]+)=(?:"(?P<dq>[^"]*)"|\'(?P<sq>[^\']*)\'|(?P<bare>\S+))')
@@ -43,9 +54,10 @@ class Fence:
     indent: str
     language: str
     options: dict[str, str]
-    code: str
+    code: str  # what runs (a pycon fence: its prompts' lines without the prompts)
     origins: tuple[str, ...]  # "path:line" of every code line, for tracebacks
     includes: tuple[str, ...] = field(default=())  # repository files the code was copied from
+    shown: str | None = None  # what the reader sees, if not `code` (pycon: prompts kept)
 
     @property
     def location(self) -> str:
@@ -61,7 +73,15 @@ class Fence:
 
     @property
     def allow_error(self) -> bool:
-        return _is_on(self.options.get("allow_error", "off"))
+        return is_true(self.options.get("allow_error", "off"))
+
+    @property
+    def displayed(self) -> str:
+        """The displayed source, as markdown-exec shows it: hidden lines dropped, stripped."""
+        shown = self.code if self.shown is None else self.shown
+        if HIDE not in shown:
+            return shown
+        return "\n".join(line for line in shown.split("\n") if HIDE not in line).strip()
 
     @property
     def timeout(self) -> float | None:
@@ -70,10 +90,13 @@ class Fence:
 
     def exec_signature(self) -> dict:
         """What decides this fence's output: the code and the options that change execution."""
-        return {
+        signature = {
             "code": self.code,
             "options": {k: self.options[k] for k in EXEC_OPTIONS if k in self.options},
         }
+        if self.language == "pycon":  # what runs was parsed out of a console session
+            signature["language"] = self.language
+        return signature
 
 
 _FRONT_MATTER = re.compile(r"^-{3}[ \t]*\n.*?\n(?:-{3}|\.{3})[ \t]*\n", re.DOTALL)
@@ -91,8 +114,9 @@ def line_offset(text: str, body: str) -> int:
     return text[: len(text) - len(body)].count("\n") if text.endswith(body) else 0
 
 
-def _is_on(value: str) -> bool:
-    return value.lower() in {"1", "on", "true", "yes"}
+def is_true(value: str) -> bool:
+    """markdown-exec's reading of a boolean option: anything but 0/no/off/false (or empty)."""
+    return value.lower() not in FALSE | {""}
 
 
 def parse_options(info: str) -> tuple[str, dict[str, str]]:
@@ -115,6 +139,18 @@ def _validate(options: dict[str, str], *, path: str, line: int) -> None:
     source = options.get("source")
     if source is not None and source not in SOURCES:
         raise FenceError(path, line, f'source="{source}" is not one of {", ".join(SOURCES)}')
+    for key in BOOLEANS:
+        value = options.get(key)
+        if value is not None and value.lower() not in FALSE | TRUE:
+            accepted = "/".join(sorted(TRUE)) + " or " + "/".join(sorted(FALSE))
+            raise FenceError(path, line, f'{key}="{value}" is not a boolean ({accepted})')
+    if source == "console" and is_true(options.get("html", "off")):
+        raise FenceError(
+            path, line, 'source="console" shows the output as text: it cannot be html="1"'
+        )
+    width = options.get("width")
+    if width is not None and not width.isdigit():
+        raise FenceError(path, line, f'width="{width}" is not a number of columns')
     timeout = options.get("timeout")
     if timeout is not None:
         try:
@@ -183,7 +219,7 @@ def find_fences(markdown: str, *, path: str, root: Path, line_offset: int = 0) -
             j += 1
         language, options = parse_options(opening["info"])
         file_line = line_offset + i + 1
-        if language in LANGUAGES and _is_on(options.get("exec", "off")):
+        if language in LANGUAGES and is_true(options.get("exec", "off")):
             if j >= len(lines):
                 raise FenceError(path, file_line, "exec fence is never closed")
             _validate(options, path=path, line=file_line)
@@ -192,6 +228,12 @@ def find_fences(markdown: str, *, path: str, root: Path, line_offset: int = 0) -
                 for text in lines[i + 1 : j]
             ]
             code, origins, includes = _expand(body, first_line=file_line + 1, path=path, root=root)
+            shown = None
+            if language == "pycon":
+                code, origins, shown = _console(code, origins)
+            workdir = options.get("workdir")
+            if workdir is not None and not (root / workdir).is_dir():
+                raise FenceError(path, file_line, f'workdir="{workdir}" is not a folder of {root}')
             fences.append(
                 Fence(
                     path=path,
@@ -205,10 +247,26 @@ def find_fences(markdown: str, *, path: str, root: Path, line_offset: int = 0) -
                     code=code,
                     origins=tuple(origins),
                     includes=tuple(includes),
+                    shown=shown,
                 )
             )
         i = j + 1
     return fences
+
+
+def _console(code: str, origins: list[str]) -> tuple[str, list[str], str]:
+    """A pycon session's code (its `>>> `/`... ` lines, prompts removed), their origins, and
+    the session as shown (those lines only: the typed output gives way to the real one)."""
+    kept = [
+        (line, origin)
+        for line, origin in zip(code.split("\n"), origins, strict=True)
+        if line.startswith((">>> ", "... "))
+    ]
+    return (
+        "\n".join(line[4:] for line, _ in kept),
+        [origin for _, origin in kept],
+        "\n".join(line for line, _ in kept),
+    )
 
 
 def _expand(body: list[str], *, first_line: int, path: str, root: Path):

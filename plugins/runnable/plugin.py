@@ -17,7 +17,7 @@ from mkdocs.utils import get_relative_url
 from .cache import Cache
 from .config import RunnableConfig
 from .engine import ExecutionFailed, Outcome, environment, execute
-from .fences import Fence, FenceError, find_fences, line_offset, split_front_matter
+from .fences import LANGUAGES, Fence, FenceError, find_fences, line_offset, split_front_matter
 from .mathml import MathMLExtension
 from .render import (
     FIGURE_DIR,
@@ -32,6 +32,8 @@ from .report import report_data, report_markdown
 
 log = logging.getLogger("mkdocs.plugins.runnable")
 
+#: Extensions the rendered fences need (code blocks nested in tabs, titles): added if absent.
+NEEDED_EXTENSIONS = ("pymdownx.superfences",)
 REPORT_PAGE = "runnable/index.md"
 REPORT_JSON = "runnable/report.json"
 
@@ -54,6 +56,19 @@ class RunnablePlugin(BasePlugin[RunnableConfig]):
         self.outcomes: dict[str, Outcome] = {}
         self.math = MathMLExtension()
         self.stash = Stash()
+        names = {
+            e.removeprefix("markdown.extensions.")
+            for e in config.markdown_extensions
+            if isinstance(e, str)
+        }
+        config.markdown_extensions += [e for e in NEEDED_EXTENSIONS if e not in names]
+        self.tabbed = "pymdownx.tabbed" in names
+        auto = {x.strip() for x in os.environ.get("MARKDOWN_EXEC_AUTO", "").split(",")}
+        if auto & LANGUAGES:
+            raise PluginError(
+                "MARKDOWN_EXEC_AUTO asks to run every Python fence; runnable runs only "
+                'fences marked exec="1": mark them, and unset MARKDOWN_EXEC_AUTO for Python'
+            )
         config.markdown_extensions += [self.math, StashExtension(self.stash)]
         return config
 
@@ -66,9 +81,15 @@ class RunnablePlugin(BasePlugin[RunnableConfig]):
         )
         path = self._display_path(file)
         try:
-            return find_fences(body, path=path, root=self.root, line_offset=offset)
+            fences = find_fences(body, path=path, root=self.root, line_offset=offset)
         except FenceError as error:
             raise PluginError(str(error)) from None
+        for fence in fences:
+            source = fence.options.get("source", "")
+            if source.startswith("tabbed") and not self.tabbed:
+                message = f'source="{source}" needs the pymdownx.tabbed Markdown extension'
+                raise PluginError(f"{fence.path}:{fence.line}: {message}")
+        return fences
 
     def _display_path(self, file: File) -> str:
         """The page's path relative to the repository (a generated page: its URI)."""

@@ -62,6 +62,7 @@ class Worker:
         parent_reads, child_writes = os.pipe()
         self.log = tmp / f"worker{number}.log"
         env = {**os.environ, "MPLBACKEND": "Agg", "PYTHONHASHSEED": "0", "PYTHONUNBUFFERED": "1"}
+        env["MKDOCS_CONFIG_DIR"] = str(root)  # as markdown-exec's plugin sets it for fences
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(root), env.get("PYTHONPATH")]))
         with open(self.log, "wb") as log:
             self.process = subprocess.Popen(
@@ -96,6 +97,8 @@ class Worker:
                 "origins": list(f.origins),
                 "session": f.session,
                 "allow_error": f.allow_error,
+                "cwd": f.options.get("workdir"),
+                "width": f.options.get("width"),
             }
             for f in job.fences
         ]

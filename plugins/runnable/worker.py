@@ -96,6 +96,26 @@ def captured(path: Path):
         os.close(saved[1])
 
 
+@contextmanager
+def fence_options(root: Path, cwd: str | None, width: str | None):
+    """markdown-exec's `workdir` and `width`: the fence's cwd and `COLUMNS`, then restored."""
+    saved_cwd, saved_columns = os.getcwd(), os.environ.get("COLUMNS")
+    if cwd:
+        os.chdir(root / cwd)
+    if width and width != "0":
+        os.environ["COLUMNS"] = width
+    try:
+        yield
+    finally:
+        if cwd:
+            os.chdir(saved_cwd)
+        if width and width != "0":
+            if saved_columns is None:
+                os.environ.pop("COLUMNS", None)
+            else:
+                os.environ["COLUMNS"] = saved_columns
+
+
 def execute(code: str, file: Path, module: types.ModuleType) -> BaseException | None:
     """Run `code` as the `__main__` module from `file`; return what it raised, if anything."""
     file.write_text(code, encoding="utf-8")
@@ -177,7 +197,7 @@ def run_page(job: dict, send, root: Path) -> None:
                 sessions[session] = module
         send(("start", i, str(output)))
         started = time.perf_counter()
-        with captured(output):
+        with captured(output), fence_options(root, fence["cwd"], fence["width"]):
             error = execute(fence["code"], file, module)
         drawn, problem = figures(f"{job['page']}:{i + 1}")
         result = {

@@ -10,6 +10,9 @@ import textwrap
 from dataclasses import dataclass
 from pathlib import Path
 
+#: This checkout: fixture builds import its `plugins`, not whatever an editable install names.
+REPO = Path(__file__).resolve().parents[2]
+
 CONFIG = """\
 site_name: fixture
 site_url: https://example.org/
@@ -64,6 +67,9 @@ class Site:
     def build(self, *args: str, env: dict[str, str] | None = None, timeout: float = 300) -> Build:
         environ = {k: v for k, v in os.environ.items() if not k.startswith("RUNNABLE_")}
         environ.update({"NO_MKDOCS_2_WARNING": "1", **(env or {})})
+        environ["PYTHONPATH"] = os.pathsep.join(
+            filter(None, [str(REPO), environ.get("PYTHONPATH")])
+        )
         process = subprocess.run(
             [sys.executable, "-m", "mkdocs", "build", "--strict", *args],
             cwd=self.root,

@@ -113,6 +113,8 @@ def test_report_page_lists_pages_and_environment(site: Site) -> None:
             "status": "executed",
             "seconds": report["pages"][0]["seconds"],
             "fences": 2,
+            "reason": "no entry yet",
+            "changes": [{"kind": "new"}],
         }
     ]
     assert {"python", "torch", "numpy", "matplotlib", "cpu_count"} <= set(report["environment"])

@@ -1,6 +1,13 @@
-"""Tests for snippets/ddp.py: a real 2-process gloo DDP job, the sampler rule, ring all-reduce."""
+"""Tests for snippets/ddp.py: a real 2-process gloo DDP job, the sampler rule, ring all-reduce.
+
+Which DDP paths are verified: the job trains two DDP copies, each checked against an
+independent full-batch oracle. "ddp" uses DDP's built-in C++ reducer (no comm hook: grad·(1/W)
+is copied into the bucket, then all-reduced); "hooked" uses a registered Python comm hook that
+logs each bucket and calls `default_hooks.allreduce_hook` (div_(W), then all-reduce).
+"""
 
 import faulthandler
+from fractions import Fraction
 
 import numpy as np
 import pytest
@@ -14,24 +21,32 @@ from snippets.ddp import (
     STEPS,
     WORLD_SIZE,
     N,
+    average_over_ranks,
     make_data,
     make_model,
     ring_allreduce,
     run_ddp,
     shard_indices,
+    star_allreduce,
 )
 
 WATCHDOG_S = 120  # the whole 2-process job normally takes a few seconds
 
 
 @pytest.fixture(scope="module")
-def ranks() -> list[dict]:
+def job() -> tuple[list[dict], dict]:
     """One real DDP run (gloo, 2 processes) shared by the tests that inspect its results."""
     faulthandler.dump_traceback_later(WATCHDOG_S, exit=True)  # a hang kills pytest loudly
     try:
         return run_ddp()
     finally:
         faulthandler.cancel_dump_traceback_later()
+
+
+@pytest.fixture(scope="module")
+def ranks(job) -> list[dict]:
+    """Every rank's results from the shared run."""
+    return job[0]
 
 
 def full_batch_gd() -> list[torch.Tensor]:
@@ -49,30 +64,44 @@ def full_batch_gd() -> list[torch.Tensor]:
 
 
 def test_ranks_hold_identical_parameters(ranks):
-    """After training, every rank's DDP parameters are bitwise identical to rank 0's."""
+    """After training, every rank's parameters (all three copies) are bitwise equal to rank 0's."""
     assert len(ranks) == WORLD_SIZE
-    for other in ranks[1:]:
-        for a, b in zip(ranks[0]["ddp"], other["ddp"], strict=True):
-            assert a.dtype == torch.float64
-            assert torch.equal(a, b)
+    for key in ("ddp", "hooked", "manual"):
+        for other in ranks[1:]:
+            for a, b in zip(ranks[0][key], other[key], strict=True):
+                assert a.dtype == torch.float64
+                assert torch.equal(a, b)
 
 
-def test_ddp_equals_single_process_full_batch(ranks):
-    """DDP over 2 shards equals plain single-process full-batch gradient descent (1e-6)."""
+@pytest.mark.parametrize("key", ["ddp", "hooked"])
+def test_ddp_equals_single_process_full_batch(ranks, key):
+    """Built-in reducer ("ddp") and Python-hook ("hooked") DDP equal full-batch GD (1e-6)."""
     reference = full_batch_gd()
     init = [p.detach() for p in make_model().parameters()]
     moved = max((p - q).abs().max().item() for p, q in zip(reference, init, strict=True))
     assert moved > 1e-3  # training really changed the weights
     for rank in ranks:
-        for a, b in zip(rank["ddp"], reference, strict=True):
+        for a, b in zip(rank[key], reference, strict=True):
             torch.testing.assert_close(a, b, atol=1e-6, rtol=0)
 
 
-def test_manual_allreduce_equals_ddp(ranks):
-    """all_reduce(p.grad) then /= world_size gives the same parameters as DDP."""
+def test_paths_bitwise_equal_at_world_size_2(ranks):
+    """W = 2: grad·½ then sum, grad/2 then sum, sum then /2 are all exact, so bitwise equal."""
+    assert WORLD_SIZE == 2  # dividing by a power of two never rounds; W = 3 would differ
     for rank in ranks:
-        for a, b in zip(rank["manual"], rank["ddp"], strict=True):
-            torch.testing.assert_close(a, b, atol=1e-12, rtol=0)
+        for a, b, c in zip(rank["ddp"], rank["hooked"], rank["manual"], strict=True):
+            assert torch.equal(a, b)
+            assert torch.equal(a, c)
+
+
+def test_checkpoint_from_rank_0_loads_into_plain_model(job):
+    """Rank 0's ddp.module.state_dict() has plain keys and loads into an unwrapped model."""
+    ranks, checkpoint = job
+    model = make_model()
+    assert list(checkpoint) == list(model.state_dict())  # no "module." prefix
+    model.load_state_dict(checkpoint)
+    for a, b in zip(model.parameters(), ranks[1]["ddp"], strict=True):
+        assert torch.equal(a.detach(), b)
 
 
 def test_each_step_sees_every_row_once(ranks):
@@ -141,6 +170,70 @@ def test_ring_allreduce_equals_sum(n, shape, seed):
         np.testing.assert_array_equal(b, c)  # inputs untouched
     assert len(history) == 2 * (n - 1) + 1
     assert sum(sent) == 2 * (n - 1) * expected.size
+
+
+def exact_mean(column: list[float]) -> Fraction:
+    """Oracle: the mean of float64 values in exact rational arithmetic."""
+    return sum((Fraction(x) for x in column), Fraction(0)) / len(column)
+
+
+ORDERS = ("sum_then_div", "div_then_sum", "mul_then_sum")
+
+
+@settings(max_examples=50, deadline=None)
+@given(
+    world=st.integers(1, 7),
+    length=st.integers(1, 6),
+    seed=st.integers(0, 2**31 - 1),
+    order=st.sampled_from(ORDERS),
+)
+def test_average_over_ranks_is_the_mean_up_to_rounding(world, length, seed, order):
+    """Each order is within (W+2)·eps·mean|g| of the exact rational mean of the ranks' rows."""
+    grads = torch.from_numpy(np.random.default_rng(seed).standard_normal((world, length)))
+    got = average_over_ranks(grads, order=order)
+    eps = torch.finfo(torch.float64).eps
+    for j in range(length):
+        column = grads[:, j].tolist()
+        err = abs(Fraction(got[j].item()) - exact_mean(column))
+        assert err <= (world + 2) * eps * sum(abs(x) for x in column) / world
+
+
+@pytest.mark.parametrize("world", [1, 2, 4, 8])
+def test_average_orders_agree_bitwise_for_powers_of_two(world):
+    """For W a power of two all three orders give bitwise the same average (division is exact)."""
+    grads = torch.from_numpy(np.random.default_rng(world).standard_normal((world, 1000)))
+    first = average_over_ranks(grads, order=ORDERS[0])
+    for order in ORDERS[1:]:
+        assert torch.equal(average_over_ranks(grads, order=order), first)
+
+
+def test_average_orders_differ_for_three_ranks():
+    """For W = 3 both divide-first orders differ from sum-then-divide in some last bits."""
+    grads = torch.from_numpy(np.random.default_rng(0).standard_normal((3, 1000)))
+    first = average_over_ranks(grads, order="sum_then_div")
+    for order in ("div_then_sum", "mul_then_sum"):
+        other = average_over_ranks(grads, order=order)
+        assert (other != first).any()
+        torch.testing.assert_close(other, first, rtol=0, atol=1e-15)
+
+
+def test_divide_first_avoids_fp16_overflow():
+    """fp16, W = 3, each grad 40000: the sum overflows to inf, dividing first stays 40000."""
+    grads = torch.full((3, 1), 40000.0, dtype=torch.float16)
+    assert torch.isinf(average_over_ranks(grads, order="sum_then_div")).all()
+    assert average_over_ranks(grads, order="div_then_sum").item() == 40000.0
+
+
+@pytest.mark.parametrize("n", [1, 2, 3, 5])
+def test_star_allreduce_sums_and_counts_sends(n):
+    """Via rank 0: every rank gets the sum; rank 0 sends (N−1)·L elements, the others L each."""
+    rng = np.random.default_rng(n)
+    buffers = [rng.standard_normal(7) for _ in range(n)]
+    results, sent = star_allreduce(buffers)
+    for result in results:
+        np.testing.assert_allclose(result, np.sum(buffers, axis=0), rtol=1e-12, atol=1e-12)
+    assert len(results) == n
+    assert sent == [(n - 1) * 7] + [7] * (n - 1)
 
 
 @pytest.mark.parametrize("n", [2, 3, 4, 8])

@@ -1,5 +1,7 @@
 """Tests for snippets.nn_vs_functional: the functional CNN against PyTorch's own modules."""
 
+import matplotlib.pyplot as plt
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
@@ -13,9 +15,16 @@ from snippets.nn_vs_functional import (
     Registered,
     bn_running_update,
     cnn_forward,
+    conv2d_functional,
+    decomposition_gap,
+    draw_state_diagram,
     dropout_stats,
+    loop_grads,
     make_model,
+    module_as_function,
+    norm_variants,
     per_sample_grads,
+    sample_coupling,
     split_state,
 )
 
@@ -82,22 +91,81 @@ def test_functional_call_matches_model_and_cnn_forward():
     assert torch.equal(model(x), y)  # the module's own parameters were not touched
 
 
-@SETTINGS
-@given(
-    st.integers(1, 4),
-    st.integers(1, 4),
-    st.integers(1, 3),
-    st.integers(0, 2),
-    st.sampled_from([1, 3, 5]),
-    st.integers(0, 2**16),
+conv_cfg = st.fixed_dictionaries(
+    {
+        "cin_g": st.integers(1, 3),  # input channels per group
+        "cout_g": st.integers(1, 3),  # output channels per group
+        "groups": st.integers(1, 3),
+        "k": st.sampled_from([1, 2, 3]),
+        "stride": st.integers(1, 2),
+        "padding": st.integers(0, 2),
+        "dilation": st.integers(1, 2),
+        "padding_mode": st.sampled_from(["zeros", "reflect", "replicate", "circular"]),
+        "hw": st.integers(5, 8),
+        "bias": st.booleans(),
+        "seed": st.integers(0, 2**16),
+    }
 )
-def test_conv2d_module_equals_functional(cin, cout, stride, padding, k, seed):
-    """nn.Conv2d(x) equals F.conv2d(x, m.weight, m.bias, m.stride, m.padding) exactly."""
-    torch.manual_seed(seed)
-    m = nn.Conv2d(cin, cout, k, stride=stride, padding=padding)
-    x = torch.randn(2, cin, 7, 7)
+
+
+def _conv_case(c):
+    """An nn.Conv2d (the oracle), an input, and the kwargs of conv2d_functional (the subject)."""
+    torch.manual_seed(c["seed"])
+    kw = {k: c[k] for k in ("stride", "padding", "dilation", "groups", "padding_mode")}
+    m = nn.Conv2d(c["cin_g"] * c["groups"], c["cout_g"] * c["groups"], c["k"], bias=c["bias"], **kw)
+    x = torch.randn(2, c["cin_g"] * c["groups"], c["hw"], c["hw"])
+    return m, x, kw
+
+
+@SETTINGS
+@given(conv_cfg)
+def test_conv2d_functional_equals_module(c):
+    """conv2d_functional equals nn.Conv2d bit for bit over groups, dilation and padding modes."""
+    m, x, kw = _conv_case(c)
     with torch.no_grad():
-        assert torch.equal(m(x), F.conv2d(x, m.weight, m.bias, m.stride, m.padding))
+        assert torch.equal(conv2d_functional(x, m.weight, m.bias, **kw), m(x))
+
+
+@SETTINGS
+@given(conv_cfg)
+def test_conv2d_functional_equals_numpy_brute_force(c):
+    """conv2d_functional equals a loop-by-loop numpy convolution on np.pad-padded input."""
+    m, x, kw = _conv_case(c)
+    w = m.weight.detach().double().numpy()  # (C_out, C_in/groups, k, k)
+    b = np.zeros(w.shape[0]) if m.bias is None else m.bias.detach().double().numpy()
+    np_mode = {"zeros": "constant", "reflect": "reflect", "replicate": "edge", "circular": "wrap"}
+    pad = c["padding"]
+    xp = np.pad(
+        x.double().numpy(), ((0, 0), (0, 0), (pad, pad), (pad, pad)), np_mode[kw["padding_mode"]]
+    )
+    s, d, k = c["stride"], c["dilation"], c["k"]
+    n_out = (xp.shape[2] - d * (k - 1) - 1) // s + 1
+    out = np.zeros((x.shape[0], w.shape[0], n_out, n_out))
+    for o in range(w.shape[0]):
+        g = o // c["cout_g"]  # output channel o sees input channels of its group only
+        xg = xp[:, g * c["cin_g"] : (g + 1) * c["cin_g"]]
+        for i in range(n_out):
+            for j in range(n_out):
+                patch = xg[
+                    :, :, i * s : i * s + d * (k - 1) + 1 : d, j * s : j * s + d * (k - 1) + 1 : d
+                ]
+                out[:, o, i, j] = (patch * w[o]).sum(axis=(1, 2, 3)) + b[o]
+    with torch.no_grad():
+        got = conv2d_functional(
+            x.double(), m.weight.double(), None if m.bias is None else m.bias.double(), **kw
+        )
+    np.testing.assert_allclose(got.numpy(), out, rtol=1e-10, atol=1e-10)
+
+
+def test_naive_f_conv2d_ignores_padding_mode():
+    """F.conv2d with the module's padding zero-pads: it differs from a reflect-padded nn.Conv2d."""
+    torch.manual_seed(0)
+    m = nn.Conv2d(4, 4, 3, padding=1, dilation=2, groups=2, padding_mode="reflect")
+    x = torch.randn(1, 4, 6, 6)
+    with torch.no_grad():
+        naive = F.conv2d(x, m.weight, m.bias, m.stride, m.padding, m.dilation, m.groups)
+        assert not torch.allclose(naive, m(x))
+        assert torch.equal(naive[..., 1:-1, 1:-1], m(x)[..., 1:-1, 1:-1])  # interior agrees
 
 
 def test_dropout_eval_is_identity_but_functional_still_drops():
@@ -183,23 +251,98 @@ def test_registration_pitfall():
     assert torch.equal(plain(x), reg(x))  # same maths, different bookkeeping
 
 
-def test_per_sample_grads_match_loop():
-    """vmap(grad(...)) per-sample gradients equal a Python loop of .backward() calls."""
-    model, x = _setup(batch=5, in_ch=1, ch=4, hw=6, seed=11)
-    y = torch.tensor([0, 2, 1, 1, 0])
-    model.eval()
-    params, buffers = split_state(model)
-    grads = per_sample_grads(params, buffers, x, y)
+def _manual_loop(model, x, y):
+    """The oracle: per-sample gradients by one backward() per sample, written out here."""
+    out = {name: [] for name, _ in model.named_parameters()}
     for i in range(x.shape[0]):
         model.zero_grad()
         F.cross_entropy(model(x[i : i + 1]), y[i : i + 1]).backward()
         for name, p in model.named_parameters():
-            assert torch.allclose(grads[name][i], p.grad, atol=1e-6, rtol=1e-5), name
-    # the batch-mean gradient is the mean of per-sample gradients
+            out[name].append(p.grad.clone())
+    return {k: torch.stack(v) for k, v in out.items()}
+
+
+def test_per_sample_grads_match_loop():
+    """vmap(grad) on cnn_forward and on the unchanged module equal a loop of backward() calls."""
+    model, x = _setup(batch=5, in_ch=1, ch=4, hw=6, seed=11)
+    y = torch.tensor([0, 2, 1, 1, 0])
+    model.eval()
+    params, buffers = split_state(model)
+    f_fn = lambda p, xb: cnn_forward(p, buffers, xb, training=False)  # noqa: E731
+    by_fn = per_sample_grads(f_fn, params, x, y)
+    by_module = per_sample_grads(module_as_function(model, buffers), params, x, y)
+    want = _manual_loop(model, x, y)
+    for name in want:
+        assert by_fn[name].shape == (5, *params[name].shape)
+        assert torch.allclose(by_fn[name], want[name], atol=1e-6, rtol=1e-5), name
+        assert torch.allclose(by_module[name], want[name], atol=1e-6, rtol=1e-5), name
+    got_loop = loop_grads(model, x, y)
+    assert all(torch.equal(got_loop[k], want[k]) for k in want)
+    # the batch-mean gradient is the mean of per-sample gradients (eval mode: no coupling)
     model.zero_grad()
     F.cross_entropy(model(x), y).backward()
     for name, p in model.named_parameters():
-        assert torch.allclose(grads[name].mean(0), p.grad, atol=1e-6, rtol=1e-5), name
+        assert torch.allclose(by_module[name].mean(0), p.grad, atol=1e-6, rtol=1e-5), name
+
+
+def test_norm_variants_modes_and_groupnorm():
+    """norm_variants: dropout off everywhere, BN train/eval as named, GroupNorm(min(32, C), C)."""
+    model = make_model(0, ch=4)
+    v = norm_variants(model)
+    assert v["BatchNorm, train()"].bn.training and not v["BatchNorm, train()"].drop.training
+    assert not v["BatchNorm, eval()"].bn.training and not v["BatchNorm, eval()"].drop.training
+    gn = v["GroupNorm"].bn
+    assert isinstance(gn, nn.GroupNorm) and gn.num_groups == 4 and gn.num_channels == 4
+    assert model.training  # the original is left alone
+
+
+def test_sample_coupling_against_autograd_and_zero_pattern():
+    """sample_coupling equals per-(i, k) autograd.grad norms; only train-mode BN has off-diagonals."""
+    model, x = _setup(batch=4, in_ch=1, ch=3, hw=5, seed=5)
+    for name, m in norm_variants(model).items():
+        c = sample_coupling(m, x)
+        xr = x.clone().requires_grad_(True)
+        logits = m(xr)
+        want = torch.zeros(4, 4)
+        for i in range(4):
+            for k in range(logits.shape[1]):
+                (g,) = torch.autograd.grad(logits[i, k], xr, retain_graph=True)
+                want[i] += g.pow(2).sum(dim=(1, 2, 3))
+        assert torch.allclose(c, want.sqrt(), atol=1e-7, rtol=1e-5), name
+        off = c[~torch.eye(4, dtype=torch.bool)]  # the 12 entries with i != j
+        if name == "BatchNorm, train()":
+            assert (off > 0).all(), name
+        else:
+            assert torch.equal(off, torch.zeros_like(off)), name
+
+
+def test_decomposition_gap_zero_iff_no_coupling():
+    """Batch gradient = mean of single-sample gradients for BN eval and GroupNorm, not BN train."""
+    model, x = _setup(batch=6, in_ch=1, ch=4, hw=6, seed=9)
+    y = torch.tensor([0, 1, 2, 0, 1, 2])
+    gaps = {name: decomposition_gap(m, x, y) for name, m in norm_variants(model).items()}
+    assert gaps["BatchNorm, eval()"] < 1e-5 and gaps["GroupNorm"] < 1e-5
+    assert gaps["BatchNorm, train()"] > 1e-2
+
+
+def test_state_diagram_labels_inside_boxes():
+    """Every text of the state diagram that sits in a box lies within that box's drawn extent."""
+    fig = draw_state_diagram()
+    ax = fig.axes[0]
+    renderer = fig.canvas.get_renderer()
+    boxes = [p.get_window_extent(renderer) for p in ax.patches]
+    n_checked = 0
+    for t in ax.texts:
+        tb = t.get_window_extent(renderer)
+        cx, cy = (tb.x0 + tb.x1) / 2, (tb.y0 + tb.y1) / 2
+        holders = [b for b in boxes if b.contains(cx, cy)]
+        if not holders:
+            continue  # a panel title
+        box = min(holders, key=lambda b: b.width * b.height)  # the innermost box
+        assert box.x0 <= tb.x0 and tb.x1 <= box.x1 and box.y0 <= tb.y0 and tb.y1 <= box.y1, t
+        n_checked += 1
+    assert n_checked == 10
+    plt.close(fig)
 
 
 def test_dropout_stats_closed_form():

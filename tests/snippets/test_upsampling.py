@@ -8,19 +8,25 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from snippets.upsampling import (
+    antialias_np,
     bilinear_np,
     conv_transpose2d_gather,
     conv_transpose2d_scatter,
     conv_transpose_out_size,
+    dcr_to_crd,
     deconv_bilinear,
+    icnr,
     max_pool2d_with_indices,
     max_unpool2d,
     nearest_np,
     overlap_maps,
     pixel_shuffle,
     pixel_unshuffle,
+    resize_conv_phase_kernels,
     source_coords,
     subpixel_bilinear,
+    subpixel_conv,
+    triangle_resample_matrix,
     zero_insert,
 )
 
@@ -80,6 +86,45 @@ def test_bilinear_scale_factor_matches_interpolate(h, w, scale):
     np.testing.assert_allclose(mine, ref.numpy(), atol=1e-6, rtol=0)
 
 
+@pytest.mark.parametrize("h,scale", [(5, 1.1), (5, 1.19), (7, 1.1), (3, 1.3)])
+def test_bilinear_scale_ignored_on_unchanged_dim(h, scale):
+    """Where floor(h·scale) = h, F.interpolate copies along H, and bilinear_np(scale=...) matches."""
+    x = _rand(1, 1, h, 10)
+    ref = F.interpolate(x, scale_factor=scale, mode="bilinear", align_corners=False)
+    assert ref.shape[-2] == h  # H unchanged, W = floor(10·scale) changed
+    same_h = F.interpolate(x, scale_factor=(1.0, scale), mode="bilinear", align_corners=False)
+    assert torch.equal(ref, same_h)  # as if scale_factor along H were 1
+    mine = bilinear_np(x.numpy(), tuple(ref.shape[-2:]), align_corners=False, scale=scale)
+    np.testing.assert_allclose(mine, ref.numpy(), atol=1e-12, rtol=0)
+
+
+@SETTINGS
+@given(h=st.integers(1, 20), w=st.integers(1, 20), ho=st.integers(1, 20), wo=st.integers(2, 20))
+def test_antialias_matches_interpolate(h, w, ho, wo):
+    """antialias_np equals F.interpolate(bilinear, antialias=True, align_corners=False), up and down."""
+    # wo >= 2: torch 2.13 CPU returns the first output row everywhere when the output width is 1
+    x = _rand(2, 1, h, w)
+    ref = F.interpolate(x, size=(ho, wo), mode="bilinear", antialias=True, align_corners=False)
+    np.testing.assert_allclose(antialias_np(x.numpy(), (ho, wo)), ref.numpy(), atol=1e-12, rtol=0)
+
+
+@pytest.mark.parametrize("scale", [0.3, 0.5, 0.7])
+def test_antialias_scale_factor(scale):
+    """With scale_factor the triangle filter uses 1/scale_factor, as F.interpolate(antialias) does."""
+    x = _rand(1, 1, 13, 3)  # width 3, unchanged (see the width-1 note above)
+    ref = F.interpolate(x, scale_factor=(scale, 1.0), mode="bilinear", antialias=True)[0, 0]
+    mine = triangle_resample_matrix(ref.shape[0], 13, scale) @ x[0, 0].numpy()
+    np.testing.assert_allclose(mine, ref.numpy(), atol=1e-12, rtol=0)
+
+
+def test_antialias_downsampling_removes_stripes():
+    """×1/4 of period-3.2 stripes: antialias=False keeps ≥ half the std, the triangle filter < 1/10."""
+    x = np.cos(2 * np.pi * np.arange(64) / 3.2)[None, :].repeat(4, axis=0)
+    plain = F.interpolate(torch.from_numpy(x)[None, None], size=(4, 16), mode="bilinear")
+    assert plain.numpy().std() > 0.5 * x.std()
+    assert antialias_np(x, (4, 16)).std() < 0.1 * x.std()
+
+
 def test_source_coords_closed_form():
     """4 -> 8: align_corners=False gives (dst+0.5)/2-0.5 clamped at 0; True gives dst·3/7."""
     dst = np.arange(8)
@@ -125,6 +170,17 @@ def test_pixel_shuffle_index_formula():
     y = pixel_shuffle(x, r)
     for cc, hh, ww, i, j in np.ndindex(c, h, w, r, r):
         assert y[0, cc, hh * r + i, ww * r + j] == x[0, cc * r * r + i * r + j, hh, ww]
+
+
+@SETTINGS
+@given(c=st.integers(1, 3), r=st.integers(1, 4), h=st.integers(1, 4), w=st.integers(1, 4))
+def test_dcr_to_crd_matches_onnx_dcr(c, r, h, w):
+    """nn.PixelShuffle of dcr_to_crd-permuted channels equals ONNX DepthToSpace(mode='DCR')."""
+    x = _rand(1, c * r * r, h, w).numpy()
+    tmp = x.reshape(1, r, r, c, h, w).transpose(0, 3, 4, 1, 5, 2)  # ONNX operator docs, DCR
+    ref = tmp.reshape(1, c, h * r, w * r)
+    y = torch.nn.PixelShuffle(r)(torch.from_numpy(x[:, dcr_to_crd(c, r)]))
+    np.testing.assert_array_equal(y.numpy(), ref)
 
 
 def test_zero_insert_layout():
@@ -233,3 +289,33 @@ def test_overlap_maps_closed_form():
     np.testing.assert_array_equal(m[1:-1, 1:-1], np.outer(row, row)[1:-1, 1:-1])
     assert set(np.unique(maps["ConvT k=4 s=2"][0, 0, 1:-1, 1:-1].numpy())) == {4.0}
     assert set(np.unique(maps["nearest x2 + conv3x3"][0, 0, 1:-1, 1:-1].numpy())) == {9.0}
+
+
+@pytest.mark.parametrize("r,k", [(2, 1), (2, 3), (2, 5), (3, 3), (3, 5), (4, 3)])
+def test_resize_conv_phase_kernels(r, k):
+    """Sub-pixel conv with the r² phase kernels equals nearest ×r + conv; each sums to w.sum()."""
+    w = _rand(k, k, seed=12)
+    kernels = resize_conv_phase_kernels(w, r)
+    m = kernels.shape[-1]
+    x = _rand(1, 1, 6, 7, seed=13)
+    ref = F.conv2d(
+        F.interpolate(x, scale_factor=r, mode="nearest"), w.view(1, 1, k, k), padding=k // 2
+    )
+    mine = F.pixel_shuffle(F.conv2d(x, kernels.reshape(r * r, 1, m, m), padding=m // 2), r)
+    torch.testing.assert_close(mine, ref, atol=1e-12, rtol=0)
+    torch.testing.assert_close(kernels.sum(dim=(-1, -2)), w.sum().expand(r, r), atol=1e-12, rtol=0)
+    assert (
+        r == 1 or k == 1 or len({tuple(kk.flatten().tolist()) for kk in kernels.flatten(0, 1)}) > 1
+    )
+
+
+@pytest.mark.parametrize("r", [2, 3])
+def test_subpixel_checkerboard_and_icnr(r):
+    """Constant input: random sub-pixel conv tiles the per-phase sums; ICNR equals conv then nearest."""
+    w_rand = _rand(2 * r * r, 3, 3, 3, seed=14)  # 2 output channels × r² phases
+    out = subpixel_conv(torch.ones(1, 3, 6, 6, dtype=torch.float64), w_rand, r)[0]
+    tile = w_rand.sum(dim=(1, 2, 3)).view(2, r, r).repeat(1, 6, 6)  # phase (i, j) -> its kernel sum
+    torch.testing.assert_close(out[:, r:-r, r:-r], tile[:, r:-r, r:-r], atol=1e-12, rtol=0)
+    w, x = _rand(2, 3, 3, 3, seed=15), _rand(1, 3, 5, 6, seed=16)
+    ref = F.interpolate(F.conv2d(x, w, padding=1), scale_factor=r, mode="nearest")
+    torch.testing.assert_close(subpixel_conv(x, icnr(w, r), r), ref, atol=1e-12, rtol=0)

@@ -204,11 +204,11 @@ def layered_layout(root, inputs_of):
 
 BOX_STYLE = {"boxstyle": "round,pad=0.02", "fc": "#eef3fb", "ec": "#4a6fa5", "zorder": 2}
 ARROW_STYLE = {"arrowstyle": "<|-", "mutation_scale": 9, "color": "0.45", "lw": 0.9, "zorder": 1}
-EDGE_LABEL_STYLE = {"fontsize": 7, "color": "#b0413e", "ha": "center", "va": "center", "zorder": 3,
+EDGE_LABEL_STYLE = {"fontsize": 8.5, "color": "#b0413e", "ha": "center", "va": "center", "zorder": 3,
                     "bbox": {"fc": "white", "ec": "none", "pad": 0.5}}  # fmt: skip
 
 
-def draw_graph(root, inputs_of, node_text, edge_text=None, ax=None, box=(0.6, 0.55)):
+def draw_graph(root, inputs_of, node_text, edge_text=None, ax=None, box=(0.7, 0.62)):
     """Leaves left, root right; a box per node and, per edge, an arrow output → input.
 
     Arrows point the way gradients travel in backward(); an edge that skips columns bends away
@@ -216,12 +216,12 @@ def draw_graph(root, inputs_of, node_text, edge_text=None, ax=None, box=(0.6, 0.
     """
     pos = layered_layout(root, inputs_of)
     if ax is None:
-        _, ax = plt.subplots(figsize=(8, 3.5))
+        _, ax = plt.subplots(figsize=(6.4, 3.9), layout="constrained")
     w, h = box  # box size in data units (columns are 1 apart, rows 1 apart)
     ys = [p[1] for p in pos.values()]
     for node, (x, y) in pos.items():
         ax.add_patch(FancyBboxPatch((x - w / 2, y - h / 2), w, h, **BOX_STYLE))
-        ax.text(x, y, node_text(node), ha="center", va="center", fontsize=7.5, zorder=3)
+        ax.text(x, y, node_text(node), ha="center", va="center", fontsize=9, zorder=3)
         for k, inp in enumerate(inputs_of(node)):
             (x0, y0), (x1, y1) = (pos[inp][0] + w / 2, pos[inp][1]), (x - w / 2, y)
             side = 1.0 if y0 + y1 >= 0 else -1.0

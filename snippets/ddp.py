@@ -303,15 +303,15 @@ def plot_ring(history: list[np.ndarray]):
             for c in range(state.shape[1]):
                 color = "white" if state[r, c] > n / 2 else "black"
                 ax.text(c, r, f"{state[r, c]:.0f}", ha="center", va="center", color=color)
-        title = "start" if k == 0 else (f"RS {k}" if k < n else f"AG {k - n + 1}")
+        title = "初始" if k == 0 else (f"RS 第 {k} 步" if k < n else f"AG 第 {k - n + 1} 步")
         ax.set_title(title, fontsize=11)
         ax.set_xticks(range(state.shape[1]))
         ax.set_yticks(range(n))
         ax.tick_params(labelsize=10)
-        ax.set_xlabel("chunk", fontsize=10)
+        ax.set_xlabel("块", fontsize=10)
     for ax in (axes[0, 0], axes[1, 1]):
         ax.set_ylabel("rank", fontsize=10)
-    fig.suptitle(f"ring all-reduce, {n} ranks: ranks summed per chunk", fontsize=11)
+    fig.suptitle(f"ring all-reduce，{n} 个 rank：每块已经累加了几个 rank", fontsize=11)
     return fig
 
 

@@ -234,17 +234,17 @@ def decomposition_gap(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> flo
 
 def plot_coupling(mats: dict[str, torch.Tensor], floor: float = 1e-3):
     """One heatmap per variant, log colour scale: how much sample j's input moves sample i."""
-    fig, axes = plt.subplots(1, len(mats), figsize=(7, 2.9))
+    fig, axes = plt.subplots(1, len(mats), figsize=(6.4, 3), layout="constrained")
     vmax = max(m.max().item() for m in mats.values())
     cmap = plt.get_cmap("viridis").with_extremes(under="white")  # exactly 0 -> white
     for ax, (name, m) in zip(axes, mats.items(), strict=True):
         im = ax.imshow(m.numpy(), cmap=cmap, norm=LogNorm(vmin=floor, vmax=vmax))
         ax.set_title(name, fontsize=10)
-        ax.set_xlabel("input sample j", fontsize=10)
+        ax.set_xlabel("输入样本 j", fontsize=10)
         ax.set(xticks=[], yticks=[])
-    axes[0].set_ylabel("logits of sample i", fontsize=10)
+    axes[0].set_ylabel("样本 i 的 logits", fontsize=10)
     fig.colorbar(im, ax=list(axes), shrink=0.8, extend="min", label="|d logits_i / d x_j|")
-    fig.suptitle("Only train-mode BatchNorm lets samples affect each other", fontsize=11)
+    fig.suptitle("只有 train() 模式的 BatchNorm 让样本互相影响", fontsize=11)
     return fig
 
 
@@ -275,17 +275,16 @@ def dropout_stats(ps: list[float], *, n: int = 20_000, seed: int = 0) -> dict[st
 
 def plot_dropout_stats(stats: dict[str, np.ndarray]):
     """Left: zeroed fraction vs p (target y = p in train mode). Right: output mean vs p."""
-    fig, axes = plt.subplots(1, 2, figsize=(7, 3.6))
+    fig, axes = plt.subplots(1, 2, figsize=(6.2, 4.2), layout="constrained")
     ps = next(iter(stats.values()))[:, 0]
-    axes[0].plot(ps, ps, color="0.85", lw=6, label="y = p")
+    axes[0].plot(ps, ps, color="0.85", lw=6, label="y = p（训练时的目标）")
     for (label, rows), style in zip(stats.items(), ["o-", "s-", "x--"], strict=True):
         axes[0].plot(rows[:, 0], rows[:, 1], style, label=label)
         axes[1].plot(rows[:, 0], rows[:, 2], style, label=label)
-    axes[0].set(xlabel="dropout p", ylabel="fraction zeroed")
-    axes[1].set(xlabel="dropout p", ylabel="mean output (input = 1)", ylim=(0.8, 1.2))
-    axes[0].legend(fontsize=10, loc="upper left")
-    fig.suptitle("model.eval() switches off nn.Dropout, not F.dropout", fontsize=11)
-    fig.tight_layout()
+    axes[0].set(xlabel="dropout 概率 p", ylabel="被置零的比例")
+    axes[1].set(xlabel="dropout 概率 p", ylabel="输出均值（输入全为 1）", ylim=(0.8, 1.2))
+    fig.legend(*axes[0].get_legend_handles_labels(), loc="outside lower center", fontsize=10)
+    fig.suptitle("model.eval() 关掉的是 nn.Dropout，不是 F.dropout", fontsize=11)
     return fig
 
 
@@ -301,28 +300,28 @@ def _box(ax, xy, w, h, text, color):
 
 def draw_state_diagram():
     """Where state lives: inside the Module (left) vs in the call's arguments (right)."""
-    fig, ax = plt.subplots(figsize=(7, 4.4))
+    fig, ax = plt.subplots(figsize=(6.4, 4.6), layout="constrained")
     ax.set(xlim=(0, 10), ylim=(0, 6.3))
     ax.axis("off")
     # left: the module object owns everything; a call passes only x
     ax.add_patch(FancyBboxPatch((0.1, 0.1), 4.7, 5.5, boxstyle="round,pad=0.05", fc="#eef3fb"))
-    ax.text(2.45, 5.9, "nn.Module: y = model(x)", ha="center", fontsize=11, weight="bold")
+    ax.text(2.45, 5.9, "nn.Module：y = model(x)", ha="center", fontsize=11, weight="bold")
     left = [  # (x, y, width, height, label, colour)
-        (0.3, 4.25, 4.3, 1.1, "parameters -> optimizer\nconv.*, bn.weight/bias, fc.*", "#cfe0f7"),
-        (0.3, 2.95, 4.3, 1.05, "buffers -> state_dict, .to()\nbn.running_mean/var", "#d8eed8"),
+        (0.3, 4.25, 4.3, 1.1, "参数 → 优化器\nconv.*, bn.weight/bias, fc.*", "#cfe0f7"),
+        (0.3, 2.95, 4.3, 1.05, "buffer → state_dict、.to()\nbn.running_mean/var", "#d8eed8"),
         (0.3, 1.45, 2.05, 1.25, "self.training\ntrain()/eval()", "#f9e3c6"),
-        (2.55, 1.45, 2.05, 1.25, "hooks\nrun by\nmodel(x)", "#f3d4de"),
-        (0.3, 0.3, 4.3, 0.9, "forward(x) reads self.*", "white"),
+        (2.55, 1.45, 2.05, 1.25, "钩子\n由 model(x)\n调用", "#f3d4de"),
+        (0.3, 0.3, 4.3, 0.9, "forward(x) 读取 self.*", "white"),
     ]
     for x0, y0, w, h, text, color in left:
         _box(ax, (x0, y0), w, h, text, color)
     # right: a stateless function; every piece of state arrives as an argument
-    ax.text(7.5, 5.9, "functional: y = f(...)", ha="center", fontsize=11, weight="bold")
+    ax.text(7.5, 5.9, "函数式：y = f(...)", ha="center", fontsize=11, weight="bold")
     args = [("params", "#cfe0f7"), ("buffers", "#d8eed8"), ("x", "white"), ("training", "#f9e3c6")]
     for i, (name, color) in enumerate(args):  # a 2 x 2 grid of arguments
         _box(ax, (5.3 + (i % 2) * 2.4, 4.6 - (i // 2) * 1.0), 2.0, 0.75, name, color)
     ax.annotate("", xy=(7.5, 2.6), xytext=(7.5, 3.5), arrowprops={"arrowstyle": "-|>", "lw": 2})
-    _box(ax, (5.3, 0.3), 4.4, 2.2, "F.conv2d, F.batch_norm,\nF.relu, F.dropout,\npool, F.linear\n(no state of its own)", "white")  # fmt: skip
+    _box(ax, (5.3, 0.3), 4.4, 2.2, "F.conv2d, F.batch_norm,\nF.relu, F.dropout,\npool, F.linear\n（自己不存状态）", "white")  # fmt: skip
     return fig
 
 

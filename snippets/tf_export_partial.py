@@ -250,33 +250,36 @@ def draw_pipeline(modules, api, *, api_name, export_name="my_export"):
         rows.append((left, attr))
     leaves = [f"{api.__name__}.{dotted}" for dotted, _ in walk_api(api)]
 
-    fig = plt.figure(figsize=(10, 4.2))
+    # Two columns for a phone-width page: decorator -> attribute per row, then the generator
+    # (bottom right) collects every attribute and builds the namespace (bottom left).
+    fig = plt.figure(figsize=(6.4, 1.0 + 0.72 * len(rows) + 1.9))
     ax = fig.add_axes((0.0, 0.0, 1.0, 1.0))
     ax.set_axis_off()
-    mono = dict(family="monospace", fontsize=7.5, va="center")
+    mono = dict(family="monospace", fontsize=8.5, va="center")
 
     def boxed(x, y, text, fc, ec):
         return ax.text(x, y, text, bbox=dict(boxstyle="round,pad=0.3", fc=fc, ec=ec), **mono)
 
-    def link(src, dst):  # arrow from the right edge of src to the left edge of dst
-        style = dict(arrowstyle="->", color="#555555", shrinkA=6, shrinkB=6)
-        ax.annotate(
-            "", xy=(0, 0.5), xycoords=dst, xytext=(1, 0.5), textcoords=src, arrowprops=style
-        )
+    def link(src, dst, start=(1, 0.5), end=(0, 0.5), bend=0.0):  # box edge to box edge
+        style = dict(arrowstyle="->", color="#555555", shrinkA=4, shrinkB=4,
+                     connectionstyle=f"arc3,rad={bend}")  # fmt: skip
+        ax.annotate("", xy=end, xycoords=dst, xytext=start, textcoords=src, arrowprops=style)
 
+    top, bottom = 0.9, 0.32  # rows spread between these heights; generator and namespace below
     call = f"build_api(\n  modules,\n  api_name={api_name!r},\n  root={api.__name__!r})"
-    gen = boxed(0.62, 0.47, call, "#e7f5e9", "#3d8b4f")
-    out = boxed(0.81, 0.47, "\n".join(leaves), "#f3eefb", "#6d4aa5")
+    gen = boxed(0.5, 0.12, call, "#e7f5e9", "#3d8b4f")
+    out = boxed(0.02, 0.12, "\n".join(leaves), "#f3eefb", "#6d4aa5")
     for i, (left, attr) in enumerate(rows):
-        y = 0.85 - i * 0.76 / max(len(rows) - 1, 1)  # rows spread from top (0.85) to bottom (0.09)
-        src = boxed(0.015, y, left, "#eef3fb", "#4a6fa5")
-        mid = boxed(0.305, y, attr, "#fdf3e1", "#b5832a")
+        y = top - i * (top - bottom) / max(len(rows) - 1, 1)
+        src = boxed(0.02, y, left, "#eef3fb", "#4a6fa5")
+        mid = boxed(0.5, y, attr, "#fdf3e1", "#b5832a")
         link(src, mid)
-        link(mid, gen)
-    link(gen, out)
-    titles = {0.015: "decorator", 0.305: "recorded attribute", 0.62: "generator"}
-    for x, title in {**titles, 0.81: "public namespace"}.items():
-        ax.text(x, 0.97, title, fontsize=9, weight="bold", va="top")
+        link(mid, gen, end=(1, 0.5), bend=-0.35)  # around the right of the column below
+    link(gen, out, start=(0, 0.5), end=(1, 0.5))
+    titles = {(0.02, 0.985): "装饰器", (0.5, 0.985): "记录的属性"}
+    titles |= {(0.02, 0.245): "公开命名空间", (0.5, 0.245): "生成器"}
+    for (x, y), title in titles.items():
+        ax.text(x, y, title, fontsize=10, weight="bold", va="top")
     return fig
 
 

@@ -43,6 +43,8 @@ GREY_SPREAD = 0.06
 MIN_DARK_LIGHTNESS = 0.35
 #: Colours lighter than this (pastel box fills under black text) become dark tints.
 MAX_DARK_LIGHTNESS = 0.75
+#: ... with at most this HLS saturation (a pale cream would turn a loud brown).
+MAX_TINT_SATURATION = 0.3
 
 
 def register_font() -> bool:
@@ -135,7 +137,8 @@ def dark_color(rgba: tuple[float, float, float, float]) -> tuple[float, float, f
         r, g, b = colorsys.hls_to_rgb(hue, 1 - lightness, saturation)
     elif lightness > MAX_DARK_LIGHTNESS:  # a pastel fill: mirrored like a grey, hue kept
         low, high = _lightness(DARK_BACKGROUND), _lightness(DARK_FOREGROUND)
-        r, g, b = colorsys.hls_to_rgb(hue, low + (1 - lightness) * (high - low), saturation)
+        dark = low + (1 - lightness) * (high - low)
+        r, g, b = colorsys.hls_to_rgb(hue, dark, min(saturation, MAX_TINT_SATURATION))
     return (r, g, b, a)
 
 

@@ -33,7 +33,13 @@ def lint(session: nox.Session) -> None:
 def tests(session: nox.Session) -> None:
     """Snippet tests against their oracles, plugin unit tests and fixture-site builds."""
     install_project(session, "dev")
-    session.run("pytest", *(session.posargs or ["tests/snippets", "tests/plugins"]), env=ENV)
+    if session.posargs:
+        session.run("pytest", *session.posargs, env=ENV)
+        return
+    # One module per post, so these grow with the blog: two processes. The plugin tests time
+    # builds, timeouts and Ctrl-C, and their number does not grow: one process.
+    session.run("pytest", "-n", "2", "tests/snippets", env=ENV)
+    session.run("pytest", "tests/plugins", env=ENV)
 
 
 @nox.session

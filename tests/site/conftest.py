@@ -43,6 +43,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     items.sort(key=lambda item: item.path.name != FIRST)
 
 
+@pytest.hookimpl(optionalhook=True)  # a pytest-xdist hook; fine without it
 def pytest_xdist_make_scheduler(config: pytest.Config, log):
     """With `-n N`: a post's browser tests go to one process, the rest one by one, in order.
 

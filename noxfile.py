@@ -33,14 +33,24 @@ def lint(session: nox.Session) -> None:
 def tests(session: nox.Session) -> None:
     """Snippet tests against their oracles, plugin unit tests and fixture-site builds."""
     install_project(session, "dev")
-    session.run("pytest", *(session.posargs or ["tests/snippets", "tests/plugins"]), env=ENV)
+    if session.posargs:
+        session.run("pytest", *session.posargs, env=ENV)
+        return
+    # One module per post, so these grow with the blog: two processes. The plugin tests time
+    # builds, timeouts and Ctrl-C, and their number does not grow: one process.
+    session.run("pytest", "-n", "2", "tests/snippets", env=ENV)
+    session.run("pytest", "tests/plugins", env=ENV)
 
 
 @nox.session
 def docs(session: nox.Session) -> None:
-    """Build the site with --strict: every fence executes (or comes from the cache)."""
+    """Build the site into site/ with --strict: every fence executes (or comes from the cache).
+
+    `e2e` and `copy-paste` require this session and test this build (on a fresh clone it
+    executed every fence, so the reproducibility check compares two clean builds).
+    """
     install_project(session)
-    session.run("mkdocs", "build", "--strict", *session.posargs, env=ENV)
+    session.run("mkdocs", "build", "--strict", env=ENV)
 
 
 @nox.session(name="docs-serve")
@@ -50,33 +60,36 @@ def docs_serve(session: nox.Session) -> None:
     session.run("mkdocs", "serve", "--livereload", *session.posargs, env=ENV)
 
 
-SITE_ENV = {**ENV, "RUNNABLE_SITE_DIR": "site"}  # tests/site read the site just built
+SITE_ENV = {**ENV, "RUNNABLE_SITE_DIR": "site"}  # tests/site read the `docs` session's site
+# Two pytest processes: browser visits and pasted scripts wait on Chromium and subprocesses.
+# A post's browser tests share one process (its page opens once): tests/site/conftest.py.
+PARALLEL = ("-n", "2")
 
 
-@nox.session
+@nox.session(requires=["docs"])
 def e2e(session: nox.Session) -> None:
-    """The built site in Chromium (Playwright), its links and consistency, two clean builds."""
+    """The built site in Chromium (Playwright), its links and consistency, one more clean build."""
     install_project(session, "dev")
     session.install(*CONSTRAINTS, "playwright")
-    session.run("mkdocs", "build", "--strict", env=ENV)
-    session.run("pytest", *(session.posargs or ["tests/site"]), env=SITE_ENV)
+    session.run("pytest", *PARALLEL, *(session.posargs or ["tests/site"]), env=SITE_ENV)
 
 
 @nox.session(name="copy-paste", requires=["docs"])
 def copy_paste(session: nox.Session) -> None:
     """Each post's displayed code and each snippets/*.py, run with only torch, numpy, matplotlib.
 
-    pytest runs from a --target folder on PYTHONPATH, which the readers' `python -I` ignores;
-    select tests with PYTEST_ADDOPTS (posargs would reach the required `docs` session too).
+    pytest runs from a --target folder on PYTHONPATH, which the readers' `python -I` ignores.
     """
     session.install(*CONSTRAINTS, "torch", "numpy", "matplotlib")
     pins = hashlib.sha256(Path("constraints.txt").read_bytes()).hexdigest()[:12]
     runner = Path(session.cache_dir) / f"copy-paste-pytest-{pins}"
     if not (runner / ".installed").exists():
-        session.install("--upgrade", "--target", str(runner), *CONSTRAINTS, "pytest", "pyyaml")
+        packages = ("pytest", "pytest-xdist", "pyyaml")
+        session.install("--upgrade", "--target", str(runner), *CONSTRAINTS, *packages)
         (runner / ".installed").touch()
     env = {**SITE_ENV, "PYTHONPATH": str(runner), "RUNNABLE_COPY_PASTE": "1"}
-    session.run("python", "-m", "pytest", "tests/site/test_site_copy_paste.py", env=env)
+    tests = "tests/site/test_site_copy_paste.py"
+    session.run("python", "-m", "pytest", *PARALLEL, tests, *session.posargs, env=env)
 
 
 @nox.session

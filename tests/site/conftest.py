@@ -4,6 +4,10 @@
 without it the site is built here with `mkdocs build --strict`. The copy-paste tests are
 collected only with `RUNNABLE_COPY_PASTE=1`, which `nox -s copy-paste` sets: they need an
 interpreter without this project, which no other session has.
+
+The sessions run these tests in two processes (pytest-xdist, `-n 2`): the browser tests of
+one post go to one process, so each page is opened once; the slow clean build of the
+reproducibility test starts first, beside the visits.
 """
 
 from __future__ import annotations
@@ -28,6 +32,36 @@ CHROMIUM_ARGS = [
     "--disable-background-networking",
     "--disable-component-update",
 ]
+
+
+FIRST = "test_site_reproducible.py"  # a full clean build: start it while the rest runs
+BROWSER = "test_site_browser.py::"
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Put the clean build first (stable sort: the rest keep their order)."""
+    items.sort(key=lambda item: item.path.name != FIRST)
+
+
+@pytest.hookimpl(optionalhook=True)  # a pytest-xdist hook; fine without it
+def pytest_xdist_make_scheduler(config: pytest.Config, log):
+    """With `-n N`: a post's browser tests go to one process, the rest one by one, in order.
+
+    (`--dist loadgroup` would do it with marks, but pytest-xdist 3.8 cannot rename pytest
+    9's node ids, so its groups fall apart.)
+    """
+    if config.getvalue("dist") != "load":
+        return None
+    from xdist.scheduler import LoadScopeScheduling
+
+    class ByPost(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            if BROWSER in nodeid and nodeid.endswith("]"):
+                return "post " + nodeid.rsplit("[", 1)[1]  # the post's slug
+            return nodeid
+
+    config.option.loadscopereorder = False  # collection order: the clean build first
+    return ByPost(config, log)
 
 
 @pytest.fixture(scope="session")

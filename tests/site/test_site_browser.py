@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import os
 import re
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
+from functools import cache
 from html.parser import HTMLParser
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -16,6 +18,9 @@ POSTS = posts()
 PHONE = {"width": 390, "height": 844}
 DESKTOP = {"width": 1280, "height": 800}
 PHRASES_PER_POST = 3
+# Full-page screenshots are for people to look at, not checks; CI, where nobody can look at
+# them, turns them off with RUNNABLE_SCREENSHOTS=0 (they cost about a third of a visit).
+SCREENSHOTS = os.environ.get("RUNNABLE_SCREENSHOTS", "1") != "0"
 
 # Shows an element that sits in an inactive tab or a closed <details>, as a reader would.
 REVEAL = """el => {
@@ -112,23 +117,34 @@ def open_page(browser, base_url: str, **options):
     return context, page, visit
 
 
+# Reveals a code block, puts a sentinel on the clipboard, and returns the block's code.
+PREPARE_COPY = f"""(el, sentinel) => {{
+  ({REVEAL})(el);
+  const code = el.querySelector('pre > code').textContent;
+  return navigator.clipboard.writeText(sentinel).then(() => code);
+}}"""
+# Truthy (the clipboard's text, boxed) once something replaced the sentinel.
+COPIED = "s => navigator.clipboard.readText().then(t => t !== s && {text: t})"
+
+
 def check_copy_buttons(page, visit: Visit) -> None:
     sources = page.locator("article .runnable-source")
     for index in range(sources.count()):
         source = sources.nth(index)
-        source.evaluate(REVEAL)
         sentinel = f"<clipboard before copy {index}>"
-        page.evaluate("text => navigator.clipboard.writeText(text)", sentinel)
-        source.locator("[data-clipboard-target]").first.click()
-        page.wait_for_function(
-            "s => navigator.clipboard.readText().then(t => t !== s)", arg=sentinel, timeout=5000
-        )
-        got = page.evaluate("navigator.clipboard.readText()")
         # Material copies the code element's text without trailing whitespace.
-        expected = source.locator("pre > code").first.text_content().rstrip()
-        visit.copies.append((index, expected, got))
+        expected = source.evaluate(PREPARE_COPY, sentinel).rstrip()
+        source.locator("[data-clipboard-target]").first.click()
+        copied = page.wait_for_function(COPIED, arg=sentinel, timeout=5000).json_value()
+        visit.copies.append((index, expected, copied["text"]))
 
 
+def screenshot(page, path: Path) -> None:
+    if SCREENSHOTS:
+        page.screenshot(path=path, full_page=True)
+
+
+# Under pytest-xdist a post's tests run in one process (see conftest.py): one visit each.
 @pytest.fixture(scope="module", params=POSTS, ids=[p.slug for p in POSTS])
 def post(request: pytest.FixtureRequest) -> Post:
     return request.param
@@ -143,7 +159,7 @@ def visit(post: Post, browser, base_url: str, screenshots: Path) -> Visit:
     try:
         response = page.goto(base_url + post.url, wait_until="networkidle")
         assert response and response.ok, f"{post.url}: HTTP {response and response.status}"
-        page.screenshot(path=screenshots / f"{post.slug}.png", full_page=True)
+        screenshot(page, screenshots / f"{post.slug}.png")
         measured = page.evaluate(MEASURE)
         visit.math, visit.leftover_tex = measured["math"], measured["leftover_tex"]
         visit.block_counts, visit.hidden_blocks = measured["counts"], measured["hidden"]
@@ -200,11 +216,11 @@ def test_no_horizontal_scroll_on_a_phone(post: Post, browser, base_url: str, scr
     try:
         response = page.goto(base_url + post.url, wait_until="networkidle")
         assert response and response.ok, f"{post.url}: HTTP {response and response.status}"
-        page.screenshot(path=screenshots / f"{post.slug}-390px.png", full_page=True)
+        screenshot(page, screenshots / f"{post.slug}-390px.png")
         widths = page.evaluate(
             "[document.documentElement.scrollWidth, document.documentElement.clientWidth]"
         )
-        culprits = page.evaluate(OVERFLOWING)
+        culprits = page.evaluate(OVERFLOWING) if widths[0] > widths[1] else []  # why, if so
     finally:
         context.close()
     assert widths[0] <= widths[1], f"page is {widths[0]}px wide in {widths[1]}px: {culprits}"
@@ -248,6 +264,7 @@ class ParagraphText(HTMLParser):
             self.paragraphs[-1] += data
 
 
+@cache  # each post's text is read once, not once for every other post
 def paragraph_text(path: Path) -> str:
     parser = ParagraphText()
     parser.feed(path.read_text(encoding="utf-8"))

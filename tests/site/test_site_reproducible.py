@@ -1,6 +1,11 @@
-"""Two clean builds with RUNNABLE_NO_CACHE=1 produce identical pages (seeded, deterministic).
+"""A clean build (RUNNABLE_NO_CACHE=1) gives the same pages as the site under test.
 
-Slow (two full builds, every fence executed): run by `nox -s e2e`.
+The site under test is the `docs` session's build (`RUNNABLE_SITE_DIR`). On CI, a fresh
+clone has no cache, so that build executed every fence too: two clean builds compared, as
+DESIGN.md asks, for the price of one extra. Locally the site usually came from the cache:
+then equal pages prove that executing now reproduces what the cache replays.
+
+Slow (a full build, every fence executed): run by `nox -s e2e`.
 """
 
 from __future__ import annotations
@@ -8,14 +13,9 @@ from __future__ import annotations
 import difflib
 import json
 import re
-import shutil
 from pathlib import Path
 
-from site_helpers import ROOT, build_site
-
-# Left out of the copy that is built: outputs, caches, environments, tests.
-NOT_COPIED = {".git", ".nox", ".venv", ".cache", "site", "build", "test-artifacts", "tests"}
-NOT_COPIED |= {".hypothesis", ".pytest_cache", ".ruff_cache", "runnable_notes.egg-info"}
+from site_helpers import build_site
 
 # What records when or how fast the build ran, rather than what it built:
 TIMED = "runnable/"  # the execution report (page, report.json, its search entries): run times
@@ -46,20 +46,11 @@ def comparable(site: Path) -> dict[str, str]:
     return files
 
 
-def copy_repository(target: Path) -> Path:
-    """A clean copy of the working tree (no caches, no site), so both builds start equal."""
-
-    def ignore(folder: str, names: list[str]) -> list[str]:
-        top = Path(folder) == ROOT
-        return [n for n in names if n == "__pycache__" or (top and n in NOT_COPIED)]
-
-    shutil.copytree(ROOT, target, ignore=ignore)
-    return target
-
-
-def test_two_clean_builds_are_identical(tmp_path: Path) -> None:
+def test_a_clean_build_gives_the_same_pages(site_dir: Path, tmp_path: Path) -> None:
     """Every blog page (and every other page but the timing report) is byte-identical.
 
+    The clean build runs in the repository itself (same paths as the site under test) into
+    a temporary site folder; with RUNNABLE_NO_CACHE=1 it neither reads nor writes the cache.
     Stripped before comparing, because the build date is their content: <lastmod> in
     sitemap.xml; the channel's <pubDate> and <lastBuildDate> in the RSS feeds; the items'
     <pubDate> in feed_rss_updated.xml and date_modified in the JSON feeds (with use_git:
@@ -67,15 +58,11 @@ def test_two_clean_builds_are_identical(tmp_path: Path) -> None:
     execution report under runnable/ (its page, report.json and search entries hold run
     times) and the theme's assets (copied, not built).
     """
-    source = copy_repository(tmp_path / "src")
-    sites = []
-    for n in (1, 2):
-        site = tmp_path / f"site{n}"
-        build_site(site, cwd=source, env={"RUNNABLE_NO_CACHE": "1"})
-        sites.append(comparable(site))
-    first, second = sites
+    clean = tmp_path / "clean-site"
+    build_site(clean, env={"RUNNABLE_NO_CACHE": "1"})
+    first, second = comparable(site_dir), comparable(clean)
     assert any(name.startswith("blog/") for name in first), "no blog pages were built"
-    assert sorted(first) == sorted(second), "the two builds made different files"
+    assert sorted(first) == sorted(second), "the clean build made different files"
     differing = [name for name in first if first[name] != second[name]]
     diffs = []
     for name in differing[:5]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 from mkdocs.config.defaults import MkDocsConfig
@@ -16,8 +17,19 @@ from mkdocs.structure.pages import Page
 from .cache import Cache
 from .config import RunnableConfig
 from .engine import ExecutionFailed, Outcome, environment, execute
+from .excerpts import ExcerptError, Stats, shorten
 from .fences import Fence, FenceError, find_fences, line_offset, split_front_matter
 from .mathml import MathMLExtension
+from .memo import (
+    MISS,
+    FileBoundMemo,
+    Memo,
+    RenderMemo,
+    jinja_bytecode_cache,
+    memoize_highlight,
+    memoize_search_entries,
+    memoize_text_method,
+)
 from .render import Stash, StashExtension, render_page
 from .report import report_data, report_markdown
 
@@ -31,8 +43,54 @@ def _signature(fences: list[Fence]) -> list[dict]:
     return [fence.exec_signature() for fence in fences]
 
 
+def _jieba_state() -> tuple:
+    """What jieba's segmentation depends on besides the text: its dictionary."""
+    try:
+        import jieba
+    except ImportError:
+        return ()
+    return (jieba.dt.dictionary, jieba.dt.total, len(jieba.dt.FREQ))
+
+
+# A page's fences, valid while its Markdown and the files it includes are unchanged.
+_FENCES = FileBoundMemo(Memo(5_000))
+# Serve only: converted pages and excerpts, by their Markdown and the build's files and config.
+_RENDERS: RenderMemo | None = None
+_EXCERPTS = Memo(20_000)
+
+
+def install_serve_memos(may_store: Callable[[Page], bool] = lambda page: True) -> None:
+    """Memoize, for this process, the work every serve rebuild repeats (see memo.py)."""
+    global _RENDERS
+    try:
+        import pymdownx.highlight as highlight_module
+        from material.plugins.search.plugin import SearchIndex
+
+        if _RENDERS is None:
+            _RENDERS = RenderMemo(Memo(5_000), may_store)
+            _RENDERS.install(Page)
+        memoize_highlight(highlight_module, Memo())
+        memoize_text_method(SearchIndex, "_segment_chinese", Memo(), _jieba_state)
+        memoize_search_entries(SearchIndex, Memo(5_000), _jieba_state)
+    except (ImportError, AttributeError) as error:
+        raise PluginError(
+            f"pymdownx or Material changed ({error}): update plugins/runnable/memo.py"
+        ) from None
+
+
 class RunnablePlugin(BasePlugin[RunnableConfig]):
     """Executes a site's Python exec fences at build time and renders their output."""
+
+    def on_startup(self, *, command: str, dirty: bool) -> None:
+        # Having on_startup also keeps this instance across `mkdocs serve` rebuilds.
+        if (
+            self.config.enabled
+            and command == "serve"
+            and os.environ.get("RUNNABLE_SERVE_MEMO") != "0"
+        ):
+            # A page whose formulas failed is never memoized: its next build fails again.
+            install_serve_memos(lambda page: not self.math.errors)
+            self.serving = True
 
     def on_config(self, config: MkDocsConfig) -> MkDocsConfig | None:
         if not self.config.enabled:
@@ -43,6 +101,9 @@ class RunnablePlugin(BasePlugin[RunnableConfig]):
         use_cache = os.environ.get("RUNNABLE_NO_CACHE") != "1"
         self.cache = Cache(self.root / self.config.cache_dir) if use_cache else None
         self.outcomes: dict[str, Outcome] = {}
+        # RUNNABLE_FULL_EXCERPTS=1: listing pages convert whole posts, as Material does.
+        self.full_excerpts = os.environ.get("RUNNABLE_FULL_EXCERPTS") == "1"
+        self.excerpt_stats = Stats()
         self.math = MathMLExtension()
         self.stash = Stash()
         config.markdown_extensions += [self.math, StashExtension(self.stash)]
@@ -56,10 +117,16 @@ class RunnablePlugin(BasePlugin[RunnableConfig]):
             else (markdown, line_offset(text, markdown))
         )
         path = self._display_path(file)
+        key = (body, path, str(self.root), offset)
+        fences = _FENCES.get(key, self.root)
+        if fences is not MISS:
+            return fences
         try:
-            return find_fences(body, path=path, root=self.root, line_offset=offset)
+            fences = find_fences(body, path=path, root=self.root, line_offset=offset)
         except FenceError as error:
             raise PluginError(str(error)) from None
+        _FENCES.put(key, self.root, fences, {file for f in fences for file in f.includes})
+        return fences
 
     def _display_path(self, file: File) -> str:
         """The page's path relative to the repository (a generated page: its URI)."""
@@ -118,7 +185,20 @@ class RunnablePlugin(BasePlugin[RunnableConfig]):
     def on_page_content(
         self, html: str, *, page: Page, config: MkDocsConfig, files: Files
     ) -> str | None:
-        if not self.config.enabled or not self.math.errors:
+        if not self.config.enabled:
+            return None
+        # Material's blog plugin made the post's excerpt in its on_page_markdown: from
+        # here on, listing pages convert only the excerpt's Markdown (see excerpts.py).
+        excerpt = getattr(page, "excerpt", None)
+        if excerpt is not None and not self.full_excerpts:
+            try:
+                if getattr(self, "serving", False) and _RENDERS is not None:
+                    shorten(excerpt, self.excerpt_stats, _EXCERPTS, lambda: _RENDERS.current)
+                else:
+                    shorten(excerpt, self.excerpt_stats)
+            except ExcerptError as error:
+                raise PluginError(str(error)) from None
+        if not self.math.errors:
             return None
         text = page.file.content_string
         messages = []
@@ -126,6 +206,11 @@ class RunnablePlugin(BasePlugin[RunnableConfig]):
             line = text[: max(text.find(error.latex), 0)].count("\n") + 1
             messages.append(f"{self._display_path(page.file)}:{line}: {error}")
         raise PluginError("\n".join(messages))
+
+    def on_env(self, env, *, config: MkDocsConfig, files: Files):  # noqa: ANN001 (jinja2)
+        if getattr(self, "serving", False):
+            env.bytecode_cache = jinja_bytecode_cache()  # compile templates once per serve
+        return env
 
     def on_post_build(self, *, config: MkDocsConfig) -> None:
         if not self.config.enabled:

@@ -32,6 +32,7 @@ from .memo import (
 )
 from .render import Stash, StashExtension, render_page
 from .report import report_data, report_markdown
+from .search import compact_index, exclude_code
 
 log = logging.getLogger("mkdocs.plugins.runnable")
 
@@ -198,8 +199,12 @@ class RunnablePlugin(BasePlugin[RunnableConfig]):
                     shorten(excerpt, self.excerpt_stats)
             except ExcerptError as error:
                 raise PluginError(str(error)) from None
-        if not self.math.errors:
-            return None
+        if self.math.errors:
+            self._fail_on_math(page)
+        # Before the search plugin indexes the page (on_page_context): code stays out.
+        return exclude_code(html)
+
+    def _fail_on_math(self, page: Page) -> None:
         text = page.file.content_string
         messages = []
         for error in self.math.errors:
@@ -212,9 +217,16 @@ class RunnablePlugin(BasePlugin[RunnableConfig]):
             env.bytecode_cache = jinja_bytecode_cache()  # compile templates once per serve
         return env
 
+    @event_priority(-100)  # after the search plugin (0) has written its index
     def on_post_build(self, *, config: MkDocsConfig) -> None:
         if not self.config.enabled:
             return
+        compact_index(Path(config.site_dir) / "search/search_index.json")
+        stats = self.excerpt_stats
+        log.debug(
+            f"excerpts: {stats.shortened} shortened, {stats.full} converted whole"
+            + (f" ({', '.join(sorted(set(stats.fallbacks)))})" if stats.fallbacks else "")
+        )
         target = Path(config.site_dir) / REPORT_JSON
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_text(

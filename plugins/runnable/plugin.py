@@ -32,7 +32,7 @@ from .memo import (
 )
 from .render import Stash, StashExtension, render_page
 from .report import report_data, report_markdown
-from .search import compact_index, exclude_code
+from .search import compact_index, exclude_code, strip_before_indexing
 
 log = logging.getLogger("mkdocs.plugins.runnable")
 
@@ -79,6 +79,18 @@ def install_serve_memos(may_store: Callable[[Page], bool] = lambda page: True) -
         ) from None
 
 
+def strip_code_before_indexing() -> None:
+    """Material's search index parses pages without the code it leaves out (see search.py)."""
+    try:
+        from material.plugins.search.plugin import SearchIndex
+    except ImportError:  # no Material search: nothing to index
+        return
+    try:
+        strip_before_indexing(SearchIndex)
+    except AttributeError as error:
+        raise PluginError(f"Material's search changed ({error}): update search.py") from None
+
+
 class RunnablePlugin(BasePlugin[RunnableConfig]):
     """Executes a site's Python exec fences at build time and renders their output."""
 
@@ -106,6 +118,7 @@ class RunnablePlugin(BasePlugin[RunnableConfig]):
         self.full_excerpts = os.environ.get("RUNNABLE_FULL_EXCERPTS") == "1"
         self.excerpt_stats = Stats()
         self.math = MathMLExtension()
+        strip_code_before_indexing()
         self.stash = Stash()
         config.markdown_extensions += [self.math, StashExtension(self.stash)]
         return config

@@ -50,3 +50,61 @@ def compact_index(path: Path) -> tuple[int, int] | None:
     after = json.dumps(json.loads(before), separators=(",", ":"), ensure_ascii=False)
     path.write_text(after, encoding="utf-8")
     return len(before.encode("utf-8")), len(after.encode("utf-8"))
+
+
+_MARKED = re.compile(rf"<(?P<tag>div|figure|table)\b[^>]*\s{re.escape(ATTRIBUTE)}[^>]*>")
+_HEADING = re.compile(r"<h[1-6]\b")
+
+
+def strip_excluded(html: str) -> str:
+    """`html` without the elements `exclude_code` marked (and what they hold).
+
+    Material's search parser skips them anyway, but only after tokenizing every tag inside
+    (Pygments' spans, SVG paths): removing them first gives the same index for a fraction
+    of the parsing. An element holding a heading is kept, since Material starts a section
+    at a heading even inside a skipped element.
+    """
+    out, position = [], 0
+    for match in _MARKED.finditer(html):
+        if match.start() < position:
+            continue  # inside an element already removed
+        tag = match["tag"]
+        tokens = re.compile(rf"<(/?){tag}\b[^>]*>")
+        depth, end = 0, None
+        for token in tokens.finditer(html, match.start()):
+            depth += -1 if token[1] else 1
+            if depth == 0:
+                end = token.end()
+                break
+        if end is None or _HEADING.search(html, match.start(), end):
+            continue
+        out.append(html[position : match.start()])
+        position = end
+    out.append(html[position:])
+    return "".join(out)
+
+
+class _Stripped:
+    """A page as Material's search index reads it, with excluded elements removed."""
+
+    def __init__(self, page: object) -> None:
+        self._page = page
+        self.content = strip_excluded(page.content)  # type: ignore[attr-defined]
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self._page, name)
+
+
+def strip_before_indexing(index_class: type) -> None:
+    """Make `index_class.add_entry_from_context(page)` parse the page without excluded code."""
+    method = index_class.add_entry_from_context  # type: ignore[attr-defined]
+    if getattr(method, "_runnable_strip", False):
+        return
+
+    def add_entry_from_context(self: object, page: object) -> None:
+        content = getattr(page, "content", None)
+        return method(self, _Stripped(page) if isinstance(content, str) else page)
+
+    add_entry_from_context._runnable_strip = True  # type: ignore[attr-defined]
+    add_entry_from_context.__wrapped__ = method  # type: ignore[attr-defined]
+    index_class.add_entry_from_context = add_entry_from_context  # type: ignore[attr-defined]

@@ -332,3 +332,31 @@ def test_served_rebuild_equals_fresh_build(tmp_path: Path) -> None:
                 for x in (html, expected)
             )
         assert html == expected, page
+
+
+def test_stripping_excluded_code_keeps_material_index() -> None:
+    """Material's search parser gives the same sections with excluded elements removed first."""
+    from material.plugins.search.plugin import Parser
+
+    from plugins.runnable.search import strip_excluded
+
+    html = exclude_code(
+        '<h1 id="t">T</h1><p>Intro <code>x</code> text</p>'
+        '<div class="tabbed-set"><div class="tabbed-block"><div class="runnable-source">'
+        '<div class="language-python highlight"><pre><span></span><code><span class="n">a</span>'
+        '</code></pre></div></div></div><div class="tabbed-block"><div class="runnable-output">'
+        '<div class="language-text highlight"><pre><code>out</code></pre></div></div></div></div>'
+        '<h2 id="s">S</h2><p>More</p><figure class="runnable-figure"><svg><text>lbl</text></svg>'
+        '</figure><div class="runnable-output"><h3 id="o">Printed heading</h3><p>kept</p></div>'
+        '<table class="highlighttable"><tr><td><div class="linenodiv">1</div></td></tr></table><p>End</p>'
+    )
+
+    def sections(text: str) -> list:
+        parser = Parser()
+        parser.feed(text)
+        parser.close()
+        return [(s.id, s.title, s.text) for s in parser.data if not s.is_excluded()]
+
+    stripped = strip_excluded(html)
+    assert "runnable-figure" not in stripped and "Printed heading" in stripped
+    assert sections(stripped) == sections(html)

@@ -212,8 +212,10 @@ def scale(posts: int, *, cold: bool, module: str, output: Path) -> int:
                 serve[f"prose_{n + 1}"] = server.time_edit(
                     url, append_paragraph(post, f"（{mark}）"), mark
                 )
+                serve[f"prose_{n + 1}_cpu"] = server.last_cpu
             mark = f"MODULE{time.time_ns()}"
             serve["module"] = server.time_edit(url, comment_in_section(mod, section, mark), mark)
+            serve["module_cpu"] = server.last_cpu
             report = json.loads(server.get("runnable/report.json"))
             serve["module_executed"] = {
                 p["page"]: p["seconds"] for p in report["pages"] if p["status"] == "executed"
@@ -221,7 +223,8 @@ def scale(posts: int, *, cold: bool, module: str, output: Path) -> int:
             serve["module_engine_elapsed"] = engine_elapsed(server.output())
         result["serve"] = serve
         log(
-            f"serve: prose {serve['prose_1']:.2f}s, {serve['prose_2']:.2f}s; module "
+            f"serve: prose {serve['prose_1']:.2f}s, {serve['prose_2']:.2f}s (CPU "
+            f"{serve['prose_1_cpu']:.2f}s, {serve['prose_2_cpu']:.2f}s); module "
             f"{serve['module']:.2f}s (executed {serve['module_executed']}, engine elapsed "
             f"{serve['module_engine_elapsed']}s)"
         )

@@ -93,16 +93,31 @@ class Server:
         except urllib.error.HTTPError as error:
             return f"HTTP {error.code}".encode()
 
+    def cpu_seconds(self) -> float:
+        """CPU time (user + system) the serve process has used so far (Linux /proc)."""
+        try:
+            fields = Path(f"/proc/{self.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            return float("nan")
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
     def time_edit(self, path: str, edit: Callable[[], None], marker: str) -> float:
-        """Seconds from `edit()` (the save) until the served `path` contains `marker`."""
+        """Seconds from `edit()` (the save) until the served `path` contains `marker`.
+
+        `self.last_cpu` is then the CPU seconds the serve process spent meanwhile (its
+        rebuild, without worker processes): what the wait would be on an idle core.
+        """
         needle = marker.encode("utf-8")
         if needle in self.get(path):
             raise ValueError(f"{path} already shows {marker!r}")
+        cpu = self.cpu_seconds()
         started = time.perf_counter()
         edit()
         while time.perf_counter() - started < self.timeout:
             if needle in self.get(path):
-                return time.perf_counter() - started
+                elapsed = time.perf_counter() - started
+                self.last_cpu = self.cpu_seconds() - cpu
+                return elapsed
             if self.process.poll() is not None:
                 raise RuntimeError(f"mkdocs serve exited:\n{self.output()}")
             time.sleep(0.05)

@@ -118,7 +118,13 @@ class RunnablePlugin(BasePlugin[RunnableConfig]):
         self.full_excerpts = os.environ.get("RUNNABLE_FULL_EXCERPTS") == "1"
         self.excerpt_stats = Stats()
         self.math = MathMLExtension()
-        strip_code_before_indexing()
+        # Only Material's search honours (and then strips) data-search-exclude markers.
+        self.material_search = any(
+            type(plugin).__module__.startswith("material.plugins.search")
+            for plugin in config.plugins.values()
+        )
+        if self.material_search:
+            strip_code_before_indexing()
         self.stash = Stash()
         config.markdown_extensions += [self.math, StashExtension(self.stash)]
         return config
@@ -215,7 +221,7 @@ class RunnablePlugin(BasePlugin[RunnableConfig]):
         if self.math.errors:
             self._fail_on_math(page)
         # Before the search plugin indexes the page (on_page_context): code stays out.
-        return exclude_code(html)
+        return exclude_code(html) if self.material_search else None
 
     def _fail_on_math(self, page: Page) -> None:
         text = page.file.content_string

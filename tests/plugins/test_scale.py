@@ -16,7 +16,7 @@ from pathlib import Path
 
 import markdown
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -63,6 +63,8 @@ SEPARATORS = [SEP, f"  {SEP}", f"Text {SEP} inline", f"```\n{SEP}\n```"]
 
 
 @settings(max_examples=300, deadline=None)
+@example(head=[BLOCKS[1], BLOCKS[2], BLOCKS[3]], tail=BLOCKS[14:17], separator=SEP, glue="\n\n")
+@example(head=[BLOCKS[5]], tail=[BLOCKS[4], BLOCKS[14]], separator=SEP, glue="\n")
 @given(
     head=st.lists(st.sampled_from(BLOCKS), max_size=6),
     tail=st.lists(st.sampled_from(BLOCKS), max_size=6),

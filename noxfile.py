@@ -94,6 +94,10 @@ def copy_paste(session: nox.Session) -> None:
 
 @nox.session
 def bench(session: nox.Session) -> None:
-    """Build times (cold, warm, prose edit, module edit, markdown-exec) as ratios to the floor."""
+    """Build times as ratios to the floor; `-- --posts 36` times a synthetic 36-post copy.
+
+    Synthetic mode adds the excerpt change's ratios, the search index's size and the
+    `mkdocs serve` author loop; `--no-cold` skips the builds that execute code.
+    """
     install_project(session)
     session.run("python", "benchmarks/bench.py", *session.posargs, env=ENV)

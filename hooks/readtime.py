@@ -7,6 +7,7 @@ count at a reading speed of 400 per minute, other words at 265, figures at 12 s 
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 
@@ -22,6 +23,7 @@ _CJK = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
 _WORD = re.compile(r"[A-Za-z0-9_]+")
 
 
+@functools.lru_cache(maxsize=4096)  # a function of the HTML alone: `mkdocs serve` reuses it
 def minutes(html: str) -> int:
     figures = html.count("<figure")
     text = _TAG.sub(" ", _HIDDEN.sub(" ", html))

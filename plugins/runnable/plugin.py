@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 from mkdocs.config.defaults import MkDocsConfig
@@ -17,8 +18,19 @@ from mkdocs.utils import get_relative_url
 from .cache import Cache
 from .config import RunnableConfig
 from .engine import ExecutionFailed, Outcome, environment, execute
+from .excerpts import ExcerptError, Stats, shorten
 from .fences import LANGUAGES, Fence, FenceError, find_fences, line_offset, split_front_matter
 from .mathml import MathMLExtension
+from .memo import (
+    MISS,
+    FileBoundMemo,
+    Memo,
+    RenderMemo,
+    jinja_bytecode_cache,
+    memoize_highlight,
+    memoize_search_entries,
+    memoize_text_method,
+)
 from .render import (
     FIGURE_DIR,
     FIGURE_SRC,
@@ -29,6 +41,7 @@ from .render import (
     resolve_figure_urls,
 )
 from .report import report_data, report_markdown
+from .search import compact_index, exclude_code, strip_before_indexing
 
 log = logging.getLogger("mkdocs.plugins.runnable")
 
@@ -42,8 +55,66 @@ def _signature(fences: list[Fence]) -> list[dict]:
     return [fence.exec_signature() for fence in fences]
 
 
+def _jieba_state() -> tuple:
+    """What jieba's segmentation depends on besides the text: its dictionary."""
+    try:
+        import jieba
+    except ImportError:
+        return ()
+    return (jieba.dt.dictionary, jieba.dt.total, len(jieba.dt.FREQ))
+
+
+# A page's fences, valid while its Markdown and the files it includes are unchanged.
+_FENCES = FileBoundMemo(Memo(5_000))
+# Serve only: converted pages and excerpts, by their Markdown and the build's files and config.
+_RENDERS: RenderMemo | None = None
+_EXCERPTS = Memo(20_000)
+
+
+def install_serve_memos(may_store: Callable[[Page], bool] = lambda page: True) -> None:
+    """Memoize, for this process, the work every serve rebuild repeats (see memo.py)."""
+    global _RENDERS
+    try:
+        import pymdownx.highlight as highlight_module
+        from material.plugins.search.plugin import SearchIndex
+
+        if _RENDERS is None:
+            _RENDERS = RenderMemo(Memo(5_000), may_store)
+            _RENDERS.install(Page)
+        memoize_highlight(highlight_module, Memo())
+        memoize_text_method(SearchIndex, "_segment_chinese", Memo(), _jieba_state)
+        memoize_search_entries(SearchIndex, Memo(5_000), _jieba_state)
+    except (ImportError, AttributeError) as error:
+        raise PluginError(
+            f"pymdownx or Material changed ({error}): update plugins/runnable/memo.py"
+        ) from None
+
+
+def strip_code_before_indexing() -> None:
+    """Material's search index parses pages without the code it leaves out (see search.py)."""
+    try:
+        from material.plugins.search.plugin import SearchIndex
+    except ImportError:  # no Material search: nothing to index
+        return
+    try:
+        strip_before_indexing(SearchIndex)
+    except AttributeError as error:
+        raise PluginError(f"Material's search changed ({error}): update search.py") from None
+
+
 class RunnablePlugin(BasePlugin[RunnableConfig]):
     """Executes a site's Python exec fences at build time and renders their output."""
+
+    def on_startup(self, *, command: str, dirty: bool) -> None:
+        # Having on_startup also keeps this instance across `mkdocs serve` rebuilds.
+        if (
+            self.config.enabled
+            and command == "serve"
+            and os.environ.get("RUNNABLE_SERVE_MEMO") != "0"
+        ):
+            # A page whose formulas failed is never memoized: its next build fails again.
+            install_serve_memos(lambda page: not self.math.errors)
+            self.serving = True
 
     def on_config(self, config: MkDocsConfig) -> MkDocsConfig | None:
         if not self.config.enabled:
@@ -54,7 +125,17 @@ class RunnablePlugin(BasePlugin[RunnableConfig]):
         use_cache = os.environ.get("RUNNABLE_NO_CACHE") != "1"
         self.cache = Cache(self.root / self.config.cache_dir) if use_cache else None
         self.outcomes: dict[str, Outcome] = {}
+        # RUNNABLE_FULL_EXCERPTS=1: listing pages convert whole posts, as Material does.
+        self.full_excerpts = os.environ.get("RUNNABLE_FULL_EXCERPTS") == "1"
+        self.excerpt_stats = Stats()
         self.math = MathMLExtension()
+        # Only Material's search honours (and then strips) data-search-exclude markers.
+        self.material_search = any(
+            type(plugin).__module__.startswith("material.plugins.search")
+            for plugin in config.plugins.values()
+        )
+        if self.material_search:
+            strip_code_before_indexing()
         self.stash = Stash()
         names = {
             e.removeprefix("markdown.extensions.")
@@ -80,10 +161,14 @@ class RunnablePlugin(BasePlugin[RunnableConfig]):
             else (markdown, line_offset(text, markdown))
         )
         path = self._display_path(file)
-        try:
-            fences = find_fences(body, path=path, root=self.root, line_offset=offset)
-        except FenceError as error:
-            raise PluginError(str(error)) from None
+        key = (body, path, str(self.root), offset)
+        fences = _FENCES.get(key, self.root)
+        if fences is MISS:
+            try:
+                fences = find_fences(body, path=path, root=self.root, line_offset=offset)
+            except FenceError as error:
+                raise PluginError(str(error)) from None
+            _FENCES.put(key, self.root, fences, {file for f in fences for file in f.includes})
         for fence in fences:
             source = fence.options.get("source", "")
             if source.startswith("tabbed") and not self.tabbed:
@@ -148,8 +233,25 @@ class RunnablePlugin(BasePlugin[RunnableConfig]):
     def on_page_content(
         self, html: str, *, page: Page, config: MkDocsConfig, files: Files
     ) -> str | None:
-        if not self.config.enabled or not self.math.errors:
+        if not self.config.enabled:
             return None
+        # Material's blog plugin made the post's excerpt in its on_page_markdown: from
+        # here on, listing pages convert only the excerpt's Markdown (see excerpts.py).
+        excerpt = getattr(page, "excerpt", None)
+        if excerpt is not None and not self.full_excerpts:
+            try:
+                if getattr(self, "serving", False) and _RENDERS is not None:
+                    shorten(excerpt, self.excerpt_stats, _EXCERPTS, lambda: _RENDERS.current)
+                else:
+                    shorten(excerpt, self.excerpt_stats)
+            except ExcerptError as error:
+                raise PluginError(str(error)) from None
+        if self.math.errors:
+            self._fail_on_math(page)
+        # Before the search plugin indexes the page (on_page_context): code stays out.
+        return exclude_code(html) if self.material_search else None
+
+    def _fail_on_math(self, page: Page) -> None:
         text = page.file.content_string
         messages = []
         for error in self.math.errors:
@@ -163,9 +265,21 @@ class RunnablePlugin(BasePlugin[RunnableConfig]):
         # Here, not when rendering: a post's figures also show in excerpts on listing pages.
         return resolve_figure_urls(output, get_relative_url(FIGURE_DIR, page.url))
 
+    def on_env(self, env, *, config: MkDocsConfig, files: Files):  # noqa: ANN001 (jinja2)
+        if getattr(self, "serving", False):
+            env.bytecode_cache = jinja_bytecode_cache()  # compile templates once per serve
+        return env
+
+    @event_priority(-100)  # after the search plugin (0) has written its index
     def on_post_build(self, *, config: MkDocsConfig) -> None:
         if not self.config.enabled:
             return
+        compact_index(Path(config.site_dir) / "search/search_index.json")
+        stats = self.excerpt_stats
+        log.debug(
+            f"excerpts: {stats.shortened} shortened, {stats.full} converted whole"
+            + (f" ({', '.join(sorted(set(stats.fallbacks)))})" if stats.fallbacks else "")
+        )
         self._write_figures(Path(config.site_dir) / FIGURE_DIR)
         target = Path(config.site_dir) / REPORT_JSON
         target.parent.mkdir(parents=True, exist_ok=True)

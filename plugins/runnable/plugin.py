@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import posixpath
 from pathlib import Path
 
 from mkdocs.config.defaults import MkDocsConfig
@@ -15,6 +16,7 @@ from mkdocs.structure.pages import Page
 
 from .cache import Cache
 from .config import RunnableConfig
+from .downloads import downloads, insert_links, links_html
 from .engine import ExecutionFailed, Outcome, environment, execute
 from .fences import Fence, FenceError, find_fences, line_offset, split_front_matter
 from .mathml import MathMLExtension
@@ -45,6 +47,7 @@ class RunnablePlugin(BasePlugin[RunnableConfig]):
         self.outcomes: dict[str, Outcome] = {}
         self.math = MathMLExtension()
         self.stash = Stash()
+        self.downloads: dict[str, list] = {}  # page's output folder -> its code to download
         config.markdown_extensions += [self.math, StashExtension(self.stash)]
         return config
 
@@ -112,7 +115,11 @@ class RunnablePlugin(BasePlugin[RunnableConfig]):
             # Another plugin changed the page's code after `on_files`: run what is there now.
             self._execute({page.file.src_uri: fences})
             outcome = self.outcomes[page.file.src_uri]
-        return render_page(markdown, fences, outcome.results, self.stash)
+        rendered = render_page(markdown, fences, outcome.results, self.stash)
+        stem, folder = Path(page.file.src_uri).stem, posixpath.dirname(page.file.dest_uri)
+        items = downloads(stem, markdown, fences, outcome.results, url=page.canonical_url or "")
+        self.downloads[folder] = items
+        return insert_links(rendered, links_html(items)) if items else rendered
 
     @event_priority(50)  # fail on a bad formula before other plugins use the HTML
     def on_page_content(
@@ -135,6 +142,9 @@ class RunnablePlugin(BasePlugin[RunnableConfig]):
         target.write_text(
             json.dumps(self._report(), ensure_ascii=False, indent=2) + "\n", encoding="utf-8"
         )
+        for folder, items in self.downloads.items():
+            for item in items:
+                (Path(config.site_dir) / folder / item.name).write_bytes(item.content)
         if self.cache:
             self.cache.prune()
 

@@ -175,9 +175,7 @@ def downloads(
 
 def links_html(items: list[Download]) -> str:
     """The line that offers the downloads (relative links: the files sit next to the page)."""
-    anchors = " · ".join(
-        f'<a href="{d.name}" download><code>{d.name}</code></a>' for d in items
-    )
+    anchors = " · ".join(f'<a href="{d.name}" download><code>{d.name}</code></a>' for d in items)
     return f'<p class="runnable-downloads">下载代码：{anchors}</p>'
 
 

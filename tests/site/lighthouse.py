@@ -1,7 +1,7 @@
 """Lighthouse scores of every post and the home page, on the built site served with gzip.
 
 Usage (what `nox -s lighthouse` runs): `python tests/site/lighthouse.py SITE_DIR LIGHTHOUSE_BIN [PAGE ...]`
-(pages: `home` or post slugs; default all).
+(pages: `home` or post slugs, also from LIGHTHOUSE_PAGES; default all).
 The site is served on 127.0.0.1 by a small server that gzips text responses, as GitHub
 Pages does; Lighthouse (mobile preset, simulated throttling) drives Debian's Chromium
 (`CHROME_PATH`, default /usr/bin/chromium). Prints a table of the four category scores and
@@ -59,7 +59,7 @@ def serve(site: Path) -> tuple[ThreadingHTTPServer, str]:
 
 
 def lighthouse_run(lighthouse: str, url: str, *args: str) -> None:
-    env = {**os.environ, "CHROME_PATH": os.environ.get("CHROME_PATH", "/usr/bin/chromium")}
+    env = {**os.environ, "CHROME_PATH": os.environ.get("CHROME_PATH") or "/usr/bin/chromium"}
     command = [lighthouse, url, "--quiet", f"--chrome-flags={CHROME_FLAGS}", *args]
     subprocess.run(command, env=env, check=True, timeout=300)
 
@@ -172,4 +172,5 @@ def main(site: Path, lighthouse: str, only: list[str]) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main(Path(sys.argv[1]).resolve(), sys.argv[2], sys.argv[3:]))
+    only = sys.argv[3:] or os.environ.get("LIGHTHOUSE_PAGES", "").split()
+    sys.exit(main(Path(sys.argv[1]).resolve(), sys.argv[2], only))

@@ -24,6 +24,7 @@ from .runner import FenceResult
 
 _HEADING = re.compile(r"^#{1,6}\s")
 _MORE = re.compile(r"^\s*<!--\s*more\s*-->\s*$")
+_SPAWN = re.compile(r"\bspawn\(|start_method\s*=\s*[\"']spawn|get_context\([\"']spawn")
 _ERROR_LINE = re.compile(r"^(?P<name>[A-Za-z_][\w.]*)(?::\s?(?P<value>.*))?$")
 
 
@@ -106,6 +107,28 @@ def _display(data: dict) -> dict:
     return {"output_type": "display_data", "data": data, "metadata": {}}
 
 
+def _spawn_cell(script: str) -> dict:
+    """A first cell for pages that start processes with `spawn`: a spawned child re-imports
+    the main module to find its function, and a notebook's main module has no file, so the
+    child would find nothing. Pointing `__main__.__file__` at the page's `.py` (downloaded
+    next to the notebook: definitions at top level, demos under `if __name__ == "__main__"`)
+    lets the children load the same definitions."""
+    code = (
+        "# mp.spawn: child processes re-import the main module to find their function; a\n"
+        f"# notebook has none, so they load {script} (download it next to this notebook).\n"
+        "import __main__\n"
+        "\n"
+        f'__main__.__file__ = "{script}"'
+    )
+    return {
+        "cell_type": "code",
+        "execution_count": None,
+        "metadata": {"tags": ["spawn-setup"]},
+        "outputs": [],
+        "source": _lines(code),
+    }
+
+
 def notebook(
     markdown: str,
     fences: list[Fence],
@@ -113,11 +136,14 @@ def notebook(
     *,
     title: str,
     url: str,
+    script: str = "",
 ) -> dict:
     """The page as a notebook (a JSON-ready dict, nbformat 4.5)."""
     lines = markdown.split("\n")
     intro = f"本笔记本由[原文]({url})的构建生成：代码单元格是页面上运行过的代码，输出是构建时记录下的输出。"
     cells: list[dict] = [{"cell_type": "markdown", "metadata": {}, "source": _lines(intro)}]
+    if any(_SPAWN.search(f.code) for f in fences):
+        cells.append(_spawn_cell(script))
     position = 0
     for i, fence in enumerate(fences):
         for section in _prose_cells("\n".join(lines[position : fence.start])):
@@ -165,7 +191,7 @@ def downloads(
     if not any("source" in f.options for f in fences):
         return []
     title = title_of(markdown)
-    book = notebook(markdown, fences, results, title=title, url=url)
+    book = notebook(markdown, fences, results, title=title, url=url, script=f"{stem}.py")
     text = json.dumps(book, ensure_ascii=False, indent=1, sort_keys=True) + "\n"
     return [
         Download(f"{stem}.py", python_file(fences, title=title, url=url)),

@@ -81,6 +81,7 @@ def copy_paste(session: nox.Session) -> None:
     pytest runs from a --target folder on PYTHONPATH, which the readers' `python -I` ignores.
     """
     session.install(*CONSTRAINTS, "torch", "numpy", "matplotlib")
+    session.install(*CONSTRAINTS, "nbformat", "nbclient", "ipykernel")  # runs the .ipynb
     pins = hashlib.sha256(Path("constraints.txt").read_bytes()).hexdigest()[:12]
     runner = Path(session.cache_dir) / f"copy-paste-pytest-{pins}"
     if not (runner / ".installed").exists():
@@ -101,3 +102,25 @@ def bench(session: nox.Session) -> None:
     """
     install_project(session)
     session.run("python", "benchmarks/bench.py", *session.posargs, env=ENV)
+
+
+LIGHTHOUSE = "13.5.0"  # from npm, into nox's cache folder; Chromium is Debian's
+
+
+@nox.session(requires=["docs"])
+def lighthouse(session: nox.Session) -> None:
+    """Lighthouse (mobile) on every post and the home page, served with gzip: a table of scores.
+
+    Fails below performance 90, accessibility 100, best practices 100, SEO 100.
+    LIGHTHOUSE_PAGES="home autograd" picks pages; CHROME_PATH another Chromium.
+    """
+    session.install(*CONSTRAINTS, "pyyaml")
+    prefix = Path(session.cache_dir) / f"lighthouse-{LIGHTHOUSE}"
+    binary = prefix / "node_modules" / ".bin" / "lighthouse"
+    if not binary.exists():
+        session.run(
+            "npm", "install", "--prefix", str(prefix), "--no-audit", "--no-fund",
+            f"lighthouse@{LIGHTHOUSE}", external=True,
+        )  # fmt: skip
+    env = {"CHROME_PATH": "/usr/bin/chromium"}
+    session.run("python", "tests/site/lighthouse.py", "site", str(binary), env=env)

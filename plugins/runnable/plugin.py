@@ -6,6 +6,7 @@ import json
 import logging
 import os
 from collections.abc import Callable
+import posixpath
 from pathlib import Path
 
 from mkdocs.config.defaults import MkDocsConfig
@@ -17,6 +18,7 @@ from mkdocs.utils import get_relative_url
 
 from .cache import Cache
 from .config import RunnableConfig
+from .downloads import downloads, insert_links, links_html
 from .engine import ExecutionFailed, Outcome, environment, execute
 from .excerpts import ExcerptError, Stats, shorten
 from .fences import LANGUAGES, Fence, FenceError, find_fences, line_offset, split_front_matter
@@ -150,6 +152,7 @@ class RunnablePlugin(BasePlugin[RunnableConfig]):
                 "MARKDOWN_EXEC_AUTO asks to run every Python fence; runnable runs only "
                 'fences marked exec="1": mark them, and unset MARKDOWN_EXEC_AUTO for Python'
             )
+        self.downloads: dict[str, list] = {}  # page's output folder -> its code to download
         config.markdown_extensions += [self.math, StashExtension(self.stash)]
         return config
 
@@ -227,7 +230,11 @@ class RunnablePlugin(BasePlugin[RunnableConfig]):
             # Another plugin changed the page's code after `on_files`: run what is there now.
             self._execute({page.file.src_uri: fences})
             outcome = self.outcomes[page.file.src_uri]
-        return render_page(markdown, fences, outcome.results, self.stash)
+        rendered = render_page(markdown, fences, outcome.results, self.stash)
+        stem, folder = Path(page.file.src_uri).stem, posixpath.dirname(page.file.dest_uri)
+        items = downloads(stem, markdown, fences, outcome.results, url=page.canonical_url or "")
+        self.downloads[folder] = items
+        return insert_links(rendered, links_html(items)) if items else rendered
 
     @event_priority(50)  # fail on a bad formula before other plugins use the HTML
     def on_page_content(
@@ -286,6 +293,9 @@ class RunnablePlugin(BasePlugin[RunnableConfig]):
         target.write_text(
             json.dumps(self._report(), ensure_ascii=False, indent=2) + "\n", encoding="utf-8"
         )
+        for folder, items in self.downloads.items():
+            for item in items:
+                (Path(config.site_dir) / folder / item.name).write_bytes(item.content)
         if self.cache:
             self.cache.prune()
 

@@ -86,8 +86,16 @@ def test_displayed_code_runs_when_pasted(post: Post, site_dir: Path, tmp_path: P
         pytest.skip("the post displays no code")
     failing = {i for i, fence in enumerate(shown) if fence.allow_error}
 
-    script = tmp_path / f"{post.module}.py"
-    write_script(script, [code for i, code in enumerate(sources) if i not in failing])
+    # The post's download `<slug>.py` is that script: the displayed code, under a comment header.
+    download = post.html_path(site_dir).parent / f"{post.slug}.py"
+    assert download.is_file(), f"{post.slug}.py is not next to the post"
+    text = download.read_text(encoding="utf-8")
+    shown_code = "\n".join(c.rstrip("\n") + "\n" for i, c in enumerate(sources) if i not in failing)
+    header, _, body = text.partition("\n\n")
+    assert body == shown_code, f"{download.name} differs from the code the page displays"
+    assert all(line.startswith("#") for line in header.split("\n")), "header is not comments"
+    script = tmp_path / download.name
+    script.write_text(text, encoding="utf-8")
     process = run_reader(script, tmp_path)
     if process.returncode:
         pytest.fail(f"{script.name} (all displayed code) failed:\n{tail(process)}", pytrace=False)
@@ -105,6 +113,33 @@ def test_displayed_code_runs_when_pasted(post: Post, site_dir: Path, tmp_path: P
             pytest.fail(
                 f"{where}: the error comes from line {line}:\n{tail(process)}", pytrace=False
             )
+
+
+@pytest.mark.parametrize("post", POSTS, ids=[p.slug for p in POSTS])
+def test_notebook_is_valid_and_runs(post: Post, site_dir: Path, tmp_path: Path) -> None:
+    """The post's `<slug>.ipynb` validates (nbformat 4) and runs top to bottom (nbclient)."""
+    import nbformat
+    from nbclient import NotebookClient
+
+    download = post.html_path(site_dir).parent / f"{post.slug}.ipynb"
+    book = nbformat.reads(download.read_text(encoding="utf-8"), as_version=4)
+    nbformat.validate(book)
+    code = [
+        c
+        for c in book.cells
+        if c.cell_type == "code" and "spawn-setup" not in c.metadata.get("tags", [])
+    ]
+    assert len(code) == len(post.fences()), "code cells differ from the post's exec fences"
+    script = download.with_suffix(".py")  # downloaded with it: spawned processes load it
+    (tmp_path / script.name).write_bytes(script.read_bytes())
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTHON", "RUNNABLE_"))}
+    client = NotebookClient(
+        book,
+        timeout=TIMEOUT,
+        kernel_name="python3",
+        resources={"metadata": {"path": str(tmp_path)}},
+    )
+    client.execute(env=env)  # the kernel: this interpreter, without the pytest runner's path
 
 
 @pytest.mark.parametrize("module", MODULES, ids=[m.stem for m in MODULES])

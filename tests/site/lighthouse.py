@@ -1,0 +1,176 @@
+"""Lighthouse scores of every post and the home page, on the built site served with gzip.
+
+Usage (what `nox -s lighthouse` runs): `python tests/site/lighthouse.py SITE_DIR LIGHTHOUSE_BIN [PAGE ...]`
+(pages: `home` or post slugs, also from LIGHTHOUSE_PAGES; default all).
+The site is served on 127.0.0.1 by a small server that gzips text responses, as GitHub
+Pages does; Lighthouse (mobile preset, simulated throttling) drives Debian's Chromium
+(`CHROME_PATH`, default /usr/bin/chromium). Prints a table of the four category scores and
+exits non-zero if a page is below TARGET. JSON reports land in test-artifacts/lighthouse/.
+"""
+
+from __future__ import annotations
+
+import functools
+import gzip
+import io
+import json
+import os
+import subprocess
+import sys
+import threading
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+from site_helpers import ROOT, posts
+
+TARGET = {"performance": 90, "accessibility": 100, "best-practices": 100, "seo": 100}
+COMPRESSIBLE = (".html", ".css", ".js", ".json", ".svg", ".xml", ".txt", ".map", ".ipynb", ".py")
+CHROME_FLAGS = "--headless=new --no-sandbox --disable-gpu --disable-dev-shm-usage"
+
+
+class GzipHandler(SimpleHTTPRequestHandler):
+    """Static files; text types gzip-compressed when the client accepts it (as GitHub Pages)."""
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+    def send_head(self):  # noqa: ANN201 (http.server's API)
+        path = Path(self.translate_path(self.path))
+        if path.is_dir() and self.path.split("?", 1)[0].endswith("/"):
+            path = path / "index.html"
+        wants_gzip = "gzip" in self.headers.get("Accept-Encoding", "")
+        if not (wants_gzip and path.suffix in COMPRESSIBLE and path.is_file()):
+            return super().send_head()  # redirects, 404s and binary files as usual
+        body = gzip.compress(path.read_bytes(), compresslevel=6, mtime=0)
+        self.send_response(200)
+        self.send_header("Content-Type", self.guess_type(str(path)))
+        self.send_header("Content-Encoding", "gzip")
+        self.send_header("Content-Length", str(len(body)))
+        self.send_header("Cache-Control", "max-age=600")  # what GitHub Pages sends
+        self.end_headers()
+        return io.BytesIO(body)
+
+
+def serve(site: Path) -> tuple[ThreadingHTTPServer, str]:
+    handler = functools.partial(GzipHandler, directory=str(site))
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server, f"http://127.0.0.1:{server.server_address[1]}/"
+
+
+def lighthouse_run(lighthouse: str, url: str, *args: str) -> None:
+    env = {**os.environ, "CHROME_PATH": os.environ.get("CHROME_PATH") or "/usr/bin/chromium"}
+    command = [lighthouse, url, "--quiet", f"--chrome-flags={CHROME_FLAGS}", *args]
+    subprocess.run(command, env=env, check=True, timeout=300)
+
+
+def cpu_multiplier(benchmark_index: float) -> float:
+    """Lighthouse's CPU slowdown for a host of this benchmarkIndex (4 on a high-end desktop).
+
+    The piecewise-linear calculator that Lighthouse's docs/throttling.md links to
+    (github.com/patrickhulce/lighthouse-cpu-throttling-calculator): 1533 -> 4x,
+    1300 -> 3x, 800 -> 2x, 150 -> 1x, so a slower or busier host is throttled less.
+    """
+    if benchmark_index >= 1300:
+        return 3 + (benchmark_index - 1300) / 233
+    if benchmark_index >= 800:
+        return 2 + (benchmark_index - 800) / 500
+    return max(1.0, 1 + (benchmark_index - 150) / 650)
+
+
+def audit(lighthouse: str, url: str, folder: Path, name: str) -> tuple[dict, dict, float]:
+    """Load `url` once (gather), then score it with the calibrated and the default CPU
+    slowdown; both JSON reports, and the multiplier used."""
+    artifacts = folder / f"{name}.artifacts"
+    categories = "--only-categories=" + ",".join(TARGET)
+    lighthouse_run(lighthouse, url, f"--gather-mode={artifacts}", categories)
+    index = json.loads((artifacts / "artifacts.json").read_text(encoding="utf-8"))["BenchmarkIndex"]
+    forced = os.environ.get("LIGHTHOUSE_CPU_SLOWDOWN")
+    multiplier = float(forced) if forced else round(cpu_multiplier(index), 2)
+    reports = []
+    for suffix, slowdown in ((".default", 4), ("", multiplier)):
+        # Simulated throttling loads the page unthrottled; the multiplier only enters the
+        # simulation, so the saved load is scored again with the calibrated one.
+        saved = json.loads((artifacts / "artifacts.json").read_text(encoding="utf-8"))
+        saved["settings"]["throttling"]["cpuSlowdownMultiplier"] = slowdown
+        (artifacts / "artifacts.json").write_text(json.dumps(saved), encoding="utf-8")
+        report = folder / f"{name}{suffix}.json"
+        lighthouse_run(
+            lighthouse,
+            url,
+            f"--audit-mode={artifacts}",
+            "--output=json",
+            f"--output-path={report}",
+            f"--throttling.cpuSlowdownMultiplier={slowdown}",
+            categories,
+        )
+        reports.append(json.loads(report.read_text(encoding="utf-8")))
+    return reports[1], reports[0], multiplier
+
+
+def failed_audits(data: dict, category: str) -> list[str]:
+    """Ids of the audits that cost `category` points."""
+    refs = data["categories"][category]["auditRefs"]
+    audits = data["audits"]
+    return [
+        r["id"]
+        for r in refs
+        if r["weight"] and audits[r["id"]]["score"] is not None and audits[r["id"]]["score"] < 1
+    ]
+
+
+def scores(data: dict) -> dict[str, int]:
+    return {c: round(100 * (data["categories"][c]["score"] or 0)) for c in TARGET}
+
+
+def main(site: Path, lighthouse: str, only: list[str]) -> int:
+    out = ROOT / "test-artifacts" / "lighthouse"
+    out.mkdir(parents=True, exist_ok=True)
+    pages = [("home", "")] + [(post.slug, post.url) for post in posts()]
+    pages = [(name, path) for name, path in pages if not only or name in only]
+    server, base = serve(site)
+    rows, failures = [], []
+    try:
+        for name, path in pages:
+            data, default, multiplier = audit(lighthouse, base + path, out, name)
+            got = scores(data)
+            a = data["audits"]
+            rows.append(
+                [
+                    name,
+                    *map(str, got.values()),
+                    str(scores(default)["performance"]),
+                    f"{data['environment']['benchmarkIndex']:.0f} / {multiplier:g}x",
+                    f"{a['dom-size-insight'].get('numericValue', 0):.0f}",
+                    f"{a['total-byte-weight']['numericValue'] / 1024:.0f}",
+                    f"{a['largest-contentful-paint']['numericValue'] / 1000:.1f}",
+                    f"{a['total-blocking-time']['numericValue']:.0f}",
+                ]
+            )
+            for category, score in got.items():
+                if score < TARGET[category]:
+                    audits = ", ".join(failed_audits(data, category))
+                    failures.append(f"{name}: {category} {score} < {TARGET[category]} ({audits})")
+            print(f"{name}: {got}", file=sys.stderr, flush=True)
+    finally:
+        server.shutdown()
+    heads = ["page", "performance", "accessibility", "best practices", "SEO", "perf @4x"]
+    heads += ["benchmark / CPU", "DOM", "KiB", "LCP s", "TBT ms"]
+    print("\n| " + " | ".join(heads) + " |\n| --- " + "| ---: " * (len(heads) - 1) + "|")
+    for row in rows:
+        print("| " + " | ".join(row) + " |")
+    print(
+        "\nperformance: Lighthouse's mobile preset with the CPU slowdown calibrated to this"
+        " host's benchmarkIndex (LIGHTHOUSE_CPU_SLOWDOWN=4 forces the default); perf @4x:"
+        " the same load scored with the default 4x."
+    )
+    if failures:
+        print("\nbelow target:\n" + "\n".join(failures))
+        return 1
+    print("\nevery page meets " + ", ".join(f"{c} >= {t}" for c, t in TARGET.items()))
+    return 0
+
+
+if __name__ == "__main__":
+    only = sys.argv[3:] or os.environ.get("LIGHTHOUSE_PAGES", "").split()
+    sys.exit(main(Path(sys.argv[1]).resolve(), sys.argv[2], only))

@@ -3,10 +3,11 @@
 Pygments wraps every name, every run of whitespace and every punctuation mark in a span:
 `<span class="n">x</span><span class="p">(</span>`. Material colours `.n` with the code's
 own foreground colour and `.w` not at all, so those spans change nothing on screen; `.p`
-(brackets, commas, dots) gets a grey. Together they were two thirds of a post's code
-elements, and every element costs style and layout on a phone. This unwraps them (their
-text stays, escaped as it was), so punctuation takes the code's foreground colour, as on
-GitHub, and merges neighbouring spans of one class, inside `<pre>` only.
+(brackets, commas, dots) and `.o` (`=`, `+`, `*`, …) get a grey. Together they were three
+quarters of a post's code elements, and every element costs style and layout on a phone.
+This unwraps them (their text stays, escaped as it was), so punctuation and operator
+symbols take the code's foreground colour, and merges neighbouring spans of one class,
+inside `<pre>` only. Operator words (`in`, `and`: `.ow`) keep their colour.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from __future__ import annotations
 import re
 
 _PRE = re.compile(r"<pre\b.*?</pre>", re.DOTALL)
-_PLAIN = re.compile(r'<span class="(?:n|w|p)">([^<]*)</span>')
+_PLAIN = re.compile(r'<span class="(?:n|w|p|o)">([^<]*)</span>')
 _TWINS = re.compile(r'<span class="([\w-]+)">([^<]*)</span><span class="\1">([^<]*)</span>')
 
 

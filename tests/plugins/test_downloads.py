@@ -48,7 +48,12 @@ RESULTS = [
     FenceResult(output="1\n", figures=[], error=None, seconds=0.1),
     FenceResult(output="", figures=[], error=None, seconds=0.1),
     FenceResult(output="", figures=[], error=TRACEBACK, seconds=0.1),
-    FenceResult(output="", figures=["<svg>figure</svg>"], error=None, seconds=0.1),
+    FenceResult(
+        output="",
+        figures=[{"light": "<svg>figure</svg>", "dark": "<svg>dark</svg>", "alt": "图"}],
+        error=None,
+        seconds=0.1,
+    ),
 ]
 
 

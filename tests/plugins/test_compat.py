@@ -13,30 +13,20 @@ import textwrap
 from pathlib import Path
 
 import pytest
-from fixture_site import Build, Site
+from fixture_site import CONFIG, REPO, Build, Site
 
 from plugins.runnable.fences import FenceError, find_fences
 
-ROOT = Path(__file__).resolve().parents[2]
-
-#: No md_in_html, no toc options: what a small markdown-exec site declares.
-BARE = """\
-site_name: fixture
-site_url: https://example.org/
-plugins:
-  - runnable:
-      workers: 2
-      timeout: {timeout}
-markdown_extensions:
-  - pymdownx.superfences
-  - pymdownx.tabbed:
-      alternate_style: true
-"""
+#: No md_in_html, no math: what a small markdown-exec site declares.
+BARE = CONFIG.replace("  - md_in_html\n", "").replace(
+    "  - pymdownx.arithmatex:\n      generic: true\n", ""
+)
+assert "md_in_html" not in BARE and "arithmatex" not in BARE
 
 
 def project_config() -> str:
     """The fixture site with this project's theme and `markdown_extensions` (from mkdocs.yml)."""
-    text = (ROOT / "mkdocs.yml").read_text(encoding="utf-8")
+    text = (REPO / "mkdocs.yml").read_text(encoding="utf-8")
     extensions = text[text.index("\nmarkdown_extensions:") + 1 :]
     extensions = extensions[: extensions.find("\n\n") + 1 or None]  # up to the next section
     escaped = extensions.replace("{", "{{").replace("}", "}}")  # Site() formats the config
@@ -210,7 +200,7 @@ def test_markdown_exec_page_with_project_config(tmp_path: Path) -> None:
     check_page(build(site).html("compat/index.html"))
 
 
-def fences_of(markdown: str, root: Path = ROOT) -> list:
+def fences_of(markdown: str, root: Path = REPO) -> list:
     return find_fences(textwrap.dedent(markdown), path="docs/p.md", root=root)
 
 

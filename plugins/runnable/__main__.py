@@ -1,6 +1,6 @@
 """Run one or more pages' fences exactly as the build does, and print what they produce.
 
-    python -m plugins.runnable docs/blog/posts/adamw-vs-adam.md [--cache]
+    python -m plugins.runnable docs/blog/posts/adamw-vs-adam.md [--cache] [--figures DIR]
     python -m plugins.runnable --shard K/N [--cache-dir DIR]
 
 Run from the repository root (where mkdocs.yml is). Exits 1 if a page fails.
@@ -20,7 +20,7 @@ from pathlib import Path
 from . import shards
 from .cache import Cache
 from .engine import ExecutionFailed, default_workers, execute
-from .fences import FenceError, find_fences, split_front_matter
+from .fences import Fence, FenceError, find_fences, split_front_matter
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -32,6 +32,12 @@ def main(argv: list[str] | None = None) -> int:
         "--cache", action="store_true", help="use and fill .cache/runnable like the build"
     )
     parser.add_argument("--timeout", type=float, default=120, help="seconds per page (default 120)")
+    parser.add_argument(
+        "--figures",
+        type=Path,
+        metavar="DIR",
+        help="also write each figure's light and dark SVG here",
+    )
     parser.add_argument(
         "--shard", metavar="K/N", help="execute share K of N of the site's uncached pages"
     )
@@ -52,6 +58,8 @@ def main(argv: list[str] | None = None) -> int:
         return run_shard(shard, args.config_file, args.cache_dir)
     if not args.pages:
         parser.error("give the pages to execute, or --shard K/N")
+    if args.figures:
+        args.figures.mkdir(parents=True, exist_ok=True)
     root = Path.cwd().resolve()
     pages = {}
     try:
@@ -82,7 +90,17 @@ def main(argv: list[str] | None = None) -> int:
                 print(
                     f"[figure {number}: {figure['alt'] or 'no title'}; SVG {light:,} B light, {dark:,} B dark]"
                 )
+                if args.figures:
+                    print(f"  {save_figure(figure, args.figures, fence, number)}")
     return 0
+
+
+def save_figure(figure: dict, folder: Path, fence: Fence, number: int) -> str:
+    """Write a figure's two SVGs as <page>-<fence id>-<n>-{light,dark}.svg; return their pattern."""
+    stem = f"{Path(fence.path).stem}-{fence.id}-{number}"
+    for scheme in ("light", "dark"):
+        (folder / f"{stem}-{scheme}.svg").write_text(figure[scheme], encoding="utf-8")
+    return str(folder / f"{stem}-{{light,dark}}.svg")
 
 
 def run_shard(shard: tuple[int, int], config_file: Path, cache_dir: Path | None) -> int:

@@ -171,13 +171,13 @@ def test_missing_glyph_fails_the_build(site: Site) -> None:
 
 
 def test_command_line_reports_figures(tmp_path: Path) -> None:
-    """`python -m plugins.runnable page.md` prints each figure's title and SVG sizes."""
+    """`python -m plugins.runnable page.md --figures DIR` prints each figure and writes its SVGs."""
     page = tmp_path / "p.md"
     page.write_text("# P\n\n" + fence(DRAW, 'source="above"'), encoding="utf-8")
     env = {k: v for k, v in os.environ.items() if not k.startswith("RUNNABLE_")}
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
     process = subprocess.run(
-        [sys.executable, "-m", "plugins.runnable", "p.md"],
+        [sys.executable, "-m", "plugins.runnable", "p.md", "--figures", "figs"],
         cwd=tmp_path,
         env=env,
         capture_output=True,
@@ -186,6 +186,12 @@ def test_command_line_reports_figures(tmp_path: Path) -> None:
     )
     assert process.returncode == 0, process.stderr
     assert re.search(rf"\[figure 1: {TITLE}; SVG [\d,]+ B light, [\d,]+ B dark\]", process.stdout)
+    light, dark = (
+        (tmp_path / f"figs/p-fence-1-1-{scheme}.svg").read_text(encoding="utf-8")
+        for scheme in ("light", "dark")
+    )
+    assert light.rstrip().endswith("</svg>") and dark.rstrip().endswith("</svg>") and light != dark
+    assert "figs/p-fence-1-1-{light,dark}.svg" in process.stdout
 
 
 def _grey(level: float) -> tuple[float, float, float, float]:

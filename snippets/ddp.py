@@ -293,25 +293,27 @@ def plot_ring(history: list[np.ndarray]):
     import matplotlib.pyplot as plt  # imported here: the spawned ranks never need it
 
     n = history[0].shape[0]
-    # row 0: start and the N-1 reduce-scatter steps; row 1: the N-1 all-gather steps
-    fig, axes = plt.subplots(2, n, figsize=(6.5, 4.2), layout="constrained")
-    axes[1, 0].axis("off")
-    cells = list(axes[0]) + list(axes[1, 1:])
-    for k, (ax, state) in enumerate(zip(cells, history, strict=True)):
+    # row 0: the N-1 reduce-scatter steps; row 1: the N-1 all-gather steps (at the start every
+    # cell holds 1: its own rank's data). N-1 columns and a narrow figure keep the numbers
+    # readable on a phone, where the image is scaled down to the screen's width.
+    fig, axes = plt.subplots(2, n - 1, figsize=(1.6 * (n - 1) + 0.4, 3.9), layout="constrained")
+    for k, (ax, state) in enumerate(zip(axes.flat, history[1:], strict=True), start=1):
         ax.imshow(state, cmap="Blues", vmin=0, vmax=n)
         for r in range(n):
             for c in range(state.shape[1]):
                 color = "white" if state[r, c] > n / 2 else "black"
                 ax.text(c, r, f"{state[r, c]:.0f}", ha="center", va="center", color=color)
-        title = "初始" if k == 0 else (f"RS 第 {k} 步" if k < n else f"AG 第 {k - n + 1} 步")
-        ax.set_title(title, fontsize=11)
+        ax.set_title(f"RS 第 {k} 步" if k < n else f"AG 第 {k - n + 1} 步", fontsize=11)
         ax.set_xticks(range(state.shape[1]))
         ax.set_yticks(range(n))
         ax.tick_params(labelsize=10)
+    for ax in axes[1]:
         ax.set_xlabel("块", fontsize=10)
-    for ax in (axes[0, 0], axes[1, 1]):
+    for ax in axes[:, 0]:
         ax.set_ylabel("rank", fontsize=10)
-    fig.suptitle(f"ring all-reduce，{n} 个 rank：每块已经累加了几个 rank", fontsize=11)
+    fig.suptitle(
+        f"ring all-reduce，{n} 个 rank（初始每格为 1）：\n每块已经累加了几个 rank", fontsize=11
+    )
     return fig
 
 

@@ -300,7 +300,9 @@ def _box(ax, xy, w, h, text, color):
 
 def draw_state_diagram():
     """Where state lives: inside the Module (left) vs in the call's arguments (right)."""
-    fig, ax = plt.subplots(figsize=(6.4, 4.6), layout="constrained")
+    # 5.8 in, not the usual 6.4: on a phone the image is scaled to the screen, so a narrower
+    # figure shows its 10 pt text larger
+    fig, ax = plt.subplots(figsize=(5.8, 4.4), layout="constrained")
     ax.set(xlim=(0, 10), ylim=(0, 6.3))
     ax.axis("off")
     # left: the module object owns everything; a call passes only x

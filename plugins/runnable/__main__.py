@@ -88,7 +88,7 @@ def main(argv: list[str] | None = None) -> int:
             for number, figure in enumerate(result.figures, start=1):
                 light, dark = len(figure["light"]), len(figure["dark"])
                 print(
-                    f"[figure {number}: {figure['alt'] or 'no title'}; SVG {light:,} B light, {dark:,} B dark]"
+                    f"[figure {number}: {fence.options.get('alt') or figure['alt'] or 'no alt text'}; SVG {light:,} B light, {dark:,} B dark]"
                 )
                 if args.figures:
                     print(f"  {save_figure(figure, args.figures, fence, number)}")

@@ -134,6 +134,9 @@ def check_copy_buttons(page, visit: Visit) -> None:
         sentinel = f"<clipboard before copy {index}>"
         # Material copies the code element's text without trailing whitespace.
         expected = source.evaluate(PREPARE_COPY, sentinel).rstrip()
+        # Material mounts a block's copy button when the block first comes into view
+        # (`content.lazy`): Playwright's click waits for the button to exist.
+        source.scroll_into_view_if_needed()
         source.locator("[data-clipboard-target]").first.click()
         copied = page.wait_for_function(COPIED, arg=sentinel, timeout=5000).json_value()
         if not isinstance(copied, dict):  # the wait resolved without the text: read it now

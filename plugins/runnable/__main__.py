@@ -21,6 +21,7 @@ from . import shards
 from .cache import Cache
 from .engine import ExecutionFailed, default_workers, execute
 from .fences import Fence, FenceError, find_fences, split_front_matter
+from .render import figure_alt
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -88,7 +89,7 @@ def main(argv: list[str] | None = None) -> int:
             for number, figure in enumerate(result.figures, start=1):
                 light, dark = len(figure["light"]), len(figure["dark"])
                 print(
-                    f"[figure {number}: {fence.options.get('alt') or figure['alt'] or 'no alt text'}; SVG {light:,} B light, {dark:,} B dark]"
+                    f"[figure {number}: {figure_alt(figure, fence.options.get('alt'))}; SVG {light:,} B light, {dark:,} B dark]"
                 )
                 if args.figures:
                     print(f"  {save_figure(figure, args.figures, fence, number)}")

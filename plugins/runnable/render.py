@@ -289,6 +289,11 @@ def figure_name(svg: str) -> str:
     return hashlib.sha256(svg.encode("utf-8")).hexdigest()[:20] + ".svg"
 
 
+def figure_alt(figure: dict, alt: str | None = None) -> str:
+    """The figure's alt text: the fence's `alt=`, else the figure's title, else a default."""
+    return alt or figure["alt"] or DEFAULT_ALT
+
+
 def figure_html(figure: dict, *, alt: str | None = None) -> str:
     """A figure as two `<img>`, light and dark; Material shows the one of the palette.
 
@@ -297,7 +302,7 @@ def figure_html(figure: dict, *, alt: str | None = None) -> str:
     """
     size = _SVG_SIZE.search(figure["light"])
     width, height = (round(float(size[k]) * 4 / 3) for k in "wh") if size else (640, 480)
-    text = html.escape(alt or figure["alt"] or DEFAULT_ALT, quote=True)
+    text = html.escape(figure_alt(figure, alt), quote=True)
     images = [
         f'<img src="{FIGURE_SRC}{figure_name(figure[scheme])}#only-{scheme}" alt="{text}"'
         f' width="{width}" height="{height}" loading="lazy" decoding="async">'

@@ -213,7 +213,7 @@ def plot_io(ns, d, counts_n, n_fixed, counts_m):
         )
     top.set(xlabel="序列长度 N", ylabel="HBM 访问（元素个数）")
     top.set_title(f"读写量随 N 增长（d = {d}）", fontsize=11)
-    top.legend(fontsize=8.5, loc="upper left", ncol=1)
+    top.legend(fontsize=8.5, loc="lower right")
     m_values = list(counts_m)
     bottom.loglog(
         m_values,
@@ -245,12 +245,12 @@ def plot_schedule(n, block_r, block_c):
             y = n - r.stop  # draw query 0 at the top
             box = dict(xy=(c.start, y), width=c.stop - c.start, height=r.stop - r.start)
             if not visits(r, c, causal=True):
-                ax.add_patch(Rectangle(**box, facecolor="0.85", edgecolor="0.6", hatch="//"))
+                ax.add_patch(Rectangle(**box, facecolor="0.92", edgecolor="0.55", hatch="//"))
                 continue
             step += 1
             diagonal = c.stop - 1 > r.start  # some entry above the diagonal: needs the mask
             ax.add_patch(
-                Rectangle(**box, facecolor="C1" if diagonal else "C0", edgecolor="k", alpha=0.55)
+                Rectangle(**box, facecolor="#fdd0a2" if diagonal else "#c6dbef", edgecolor="0.2")
             )
             ax.text(
                 c.start + (c.stop - c.start) / 2,
@@ -269,7 +269,7 @@ def plot_schedule(n, block_r, block_c):
         ylabel="查询位置（Q 块，内层循环）",
     )
     ax.set_xticks([c.start for c in cols] + [n])
-    ax.set_yticks([0, n], labels=[str(n), "0"])
+    ax.set_yticks([n - r.start for r in rows] + [0], labels=[str(r.start) for r in rows] + [str(n)])
     ax.set_title(
         f"因果掩码下的块调度（N = {n}，B_r = {block_r}，B_c = {block_c}）\n"
         "蓝：整块参与；橙：对角块，块内要逐元素遮挡；灰：整块跳过",

@@ -212,8 +212,10 @@ def plot_io(ns, d, counts_n, n_fixed, counts_m):
             label=f"N²d²/M，M = {m_sram}",
         )
     top.set(xlabel="序列长度 N", ylabel="HBM 访问（元素个数）")
-    top.set_title(f"读写量随 N 增长（d = {d}）", fontsize=11)
-    top.legend(fontsize=8.5, loc="lower right")
+    top.set_xticks(ns, [str(n) for n in ns])
+    top.set_xticks([], minor=True)
+    top.set_title(f"两者都按 N² 增长，分块算法的系数随 M 变小（d = {d}）", fontsize=11)
+    top.legend(fontsize=9, loc="lower right")
     m_values = list(counts_m)
     bottom.loglog(
         m_values,
@@ -229,8 +231,10 @@ def plot_io(ns, d, counts_n, n_fixed, counts_m):
         m_values, [n_fixed**2 * d**2 / m for m in m_values], ":", color="C0", label="N²d²/M"
     )
     bottom.set(xlabel="片上存储 M（元素个数）", ylabel="HBM 访问（元素个数）")
+    bottom.set_xticks(m_values, [str(m) for m in m_values])
+    bottom.set_xticks([], minor=True)
     bottom.set_title(f"分块算法的读写量与 M 成反比（N = {n_fixed}，d = {d}）", fontsize=11)
-    bottom.legend(fontsize=8.5, loc="lower left")
+    bottom.legend(fontsize=9, loc="lower left")
     fig.tight_layout()
     return fig
 
@@ -271,7 +275,7 @@ def plot_schedule(n, block_r, block_c):
     ax.set_xticks([c.start for c in cols] + [n])
     ax.set_yticks([n - r.start for r in rows] + [0], labels=[str(r.start) for r in rows] + [str(n)])
     ax.set_title(
-        f"因果掩码下的块调度（N = {n}，B_r = {block_r}，B_c = {block_c}）\n"
+        f"因果掩码下的块调度（N = {n}，Q 块 {block_r} 行，K/V 块 {block_c} 行）\n"
         "蓝：整块参与；橙：对角块，块内要逐元素遮挡；灰：整块跳过",
         fontsize=10.5,
     )

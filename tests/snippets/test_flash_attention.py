@@ -63,6 +63,25 @@ def test_forward_equals_sdpa_for_any_blocks(n, d, block_r, block_c, causal, seed
 
 
 @settings(max_examples=15, deadline=None)
+@given(**shapes, gain=st.floats(20, 60))
+def test_forward_with_scores_that_overflow_exp(n, d, block_r, block_c, causal, seed, gain):
+    """Scores far above log(float64 max) ≈ 709: the tile max m̃ keeps every exponent ≤ 0."""
+    q, k, v = _qkv(n, d, seed)
+    q, k = q * gain, k * gain
+    o, lse = flash_forward(q, k, v, block_r=block_r, block_c=block_c, causal=causal)
+    ref = F.scaled_dot_product_attention(q, k, v, is_causal=causal)
+    assert torch.allclose(o, ref, rtol=0, atol=1e-9)
+    assert torch.allclose(lse, _reference(q, k, v, causal)[1], rtol=1e-12, atol=0)
+
+
+def test_large_scores_do_overflow_a_plain_exp():
+    """The inputs of the test above do reach scores whose plain exp is inf in float64."""
+    q, k, _ = _qkv(40, 8, 0)
+    s = (q * 30) @ (k * 30).T / math.sqrt(8)
+    assert torch.isinf(torch.exp(s)).any()
+
+
+@settings(max_examples=15, deadline=None)
 @given(**shapes)
 def test_forward_float32_within_1e5(n, d, block_r, block_c, causal, seed):
     """In float32 the tiled O stays within 1e-5 of SDPA."""
@@ -165,3 +184,21 @@ def test_figures_have_chinese_titles():
     fig2 = plot_schedule(12, 4, 3)
     assert "因果" in fig2.axes[0].get_title()
     plt.close("all")
+
+
+@pytest.mark.parametrize("n, block_r, block_c", [(24, 4, 6), (12, 3, 4), (10, 4, 2)])
+def test_schedule_colours_match_the_mask(n, block_r, block_c):
+    """Grey = no unmasked score, blue = none masked, orange = both, read off the full causal mask."""
+    import matplotlib.pyplot as plt
+    from matplotlib.colors import to_hex
+
+    fig = plot_schedule(n, block_r, block_c)
+    drawn = [to_hex(patch.get_facecolor()) for patch in fig.axes[0].patches]
+    allowed = torch.ones(n, n, dtype=torch.bool).tril()
+    expected = []
+    for c0 in range(0, n, block_c):  # the figure's order: K/V tiles outside, Q tiles inside
+        for r0 in range(0, n, block_r):
+            tile = allowed[r0 : r0 + block_r, c0 : c0 + block_c]
+            expected.append("#ebebeb" if not tile.any() else "#c6dbef" if tile.all() else "#fdd0a2")
+    assert drawn == expected
+    plt.close(fig)

@@ -86,10 +86,11 @@ def mixed_chunk_attention(qq, kq, ql, kl, v, *, chunk, causal):
     local = torch.einsum("gnm,gme->gne", a, v)
     # global: per-chunk state S_g = K_gᵀ V_g (s × e)
     kv = torch.einsum("gcs,gce->gse", kl, v)
-    if causal:
-        kv = F.pad(kv[:-1], (0, 0, 0, 0, 1, 0)).cumsum(0)  # exclusive cumsum: Σ_{h < g} S_h
-    else:
-        kv = kv.sum(0, keepdim=True)  # Σ_h S_h, every chunk
+    kv = (
+        F.pad(kv[:-1], (0, 0, 0, 0, 1, 0)).cumsum(0)  # causal, exclusive cumsum: Σ_{h < g} S_h
+        if causal
+        else kv.sum(0, keepdim=True)  # non-causal: Σ_h S_h over every chunk
+    )
     glob = torch.einsum("gcs,gse->gce", ql, kv) / n  # Q_g · state, divided by N
     return (local + glob).reshape(g * chunk, -1)[:n]
 
@@ -150,15 +151,22 @@ def full_attention(q, k, v, *, causal):
 
 # --8<-- [start:draw]
 def draw_masks(ax, n, chunk, *, causal, colors=("tab:orange", "tab:blue", "tab:purple")):
-    """Cell (i, j) coloured by the part(s) connecting query i to key j; blank where none does."""
+    """Cells (i, j) coloured by the part(s) connecting query i to key j; blank where none does."""
+    ax = plt.gca() if ax is None else ax
     m_loc, m_glob = chunk_masks(n, chunk, causal=causal)
-    for i in range(n):
-        for j in range(n):
-            part = int(m_loc[i, j]) + 2 * int(m_glob[i, j])  # 1 local, 2 global, 3 both
-            if part:
-                ax.add_patch(
-                    Rectangle((j, i), 1, 1, facecolor=colors[part - 1], edgecolor="white", lw=0.5)
-                )
+    part = m_loc.int() + 2 * m_glob.int()  # 0 none, 1 local, 2 global, 3 both
+    for i in range(n):  # one rectangle per run of equal, non-zero cells in row i
+        j = 0
+        while j < n:
+            end = j
+            while end < n and part[i, end] == part[i, j]:
+                end += 1
+            if part[i, j]:
+                ax.add_patch(Rectangle((j, i), end - j, 1, facecolor=colors[part[i, j] - 1], lw=0))
+            j = end
+    for b in range(n + 1):  # thin cell grid
+        ax.axhline(b, color="0.85", lw=0.4)
+        ax.axvline(b, color="0.85", lw=0.4)
     for b in range(0, n + 1, chunk):  # chunk boundaries
         ax.axhline(b, color="0.3", lw=0.8)
         ax.axvline(b, color="0.3", lw=0.8)

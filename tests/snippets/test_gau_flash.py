@@ -1,3 +1,5 @@
+import matplotlib.colors
+import matplotlib.pyplot as plt  # noqa: E402  (Agg backend set in conftest)
 import numpy as np
 import pytest
 import torch
@@ -16,8 +18,6 @@ from snippets.gau_flash import (
     mixed_chunk_naive,
     scale_offset,
 )
-
-import matplotlib.pyplot as plt  # noqa: E402  (Agg backend set in conftest)
 
 
 def _silu(a):
@@ -108,13 +108,15 @@ def test_gau_equals_numpy_loop(n, causal, seed):
     g = torch.Generator().manual_seed(seed)
     p = init_params(d=5, e=6, s=3, generator=g)
     x = torch.randn(n, 5, generator=g, dtype=torch.float64)
-    np.testing.assert_allclose(gau(x, p, causal=causal).numpy(), _loop_gau(x.numpy(), p, causal),
-                               rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(
+        gau(x, p, causal=causal).numpy(), _loop_gau(x.numpy(), p, causal), rtol=1e-10, atol=1e-12
+    )
 
 
 @settings(max_examples=30, deadline=None)
-@given(n=st.integers(1, 20), chunk=st.integers(1, 8), causal=st.booleans(),
-       seed=st.integers(0, 2**16))
+@given(
+    n=st.integers(1, 20), chunk=st.integers(1, 8), causal=st.booleans(), seed=st.integers(0, 2**16)
+)
 def test_flash_layer_equals_numpy_loop(n, chunk, causal, seed):
     """flash() equals numpy projections + the element loop + gating + W_o."""
     g = torch.Generator().manual_seed(seed)
@@ -125,13 +127,13 @@ def test_flash_layer_equals_numpy_loop(n, chunk, causal, seed):
     u, v, z = _silu(xn @ pn["W_u"]), _silu(xn @ pn["W_v"]), _silu(xn @ pn["W_z"])
     qs = [z * pn["gamma"][h] + pn["beta"][h] for h in range(4)]
     ref = (u * _loop_mixed(*qs, v, chunk, causal)) @ pn["W_o"]
-    np.testing.assert_allclose(flash(x, p, chunk=chunk, causal=causal).numpy(), ref,
-                               rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(
+        flash(x, p, chunk=chunk, causal=causal).numpy(), ref, rtol=1e-10, atol=1e-12
+    )
 
 
 @settings(max_examples=25, deadline=None)
-@given(n=st.integers(2, 20), chunk=st.integers(1, 8), seed=st.integers(0, 2**16),
-       data=st.data())
+@given(n=st.integers(2, 20), chunk=st.integers(1, 8), seed=st.integers(0, 2**16), data=st.data())
 def test_causal_flash_ignores_later_tokens(n, chunk, seed, data):
     """Causal flash: changing token j leaves outputs before j unchanged (no leak inside a chunk)."""
     j = data.draw(st.integers(1, n - 1))
@@ -173,11 +175,28 @@ def test_full_attention_matches_gau_core():
     assert torch.allclose(full_attention(q, q, v, causal=True), a.tril() @ v)
 
 
-def test_draw_masks_colours_each_connected_pair_once():
-    """draw_masks adds one rectangle per connected (i, j) and returns three legend handles."""
-    for causal, expected in ((True, 16 * 17 // 2), (False, 16 * 16)):
+def test_draw_masks_covers_each_connected_pair_once():
+    """draw_masks' rectangles cover exactly the connected cells, each once, in the part's colour."""
+    colors = ("tab:orange", "tab:blue", "tab:purple")
+    for causal in (True, False):
+        n, chunk = 11, 4
         fig, ax = plt.subplots()
-        handles = draw_masks(ax, 16, 4, causal=causal)
-        assert len(ax.patches) == expected
+        handles = draw_masks(ax, n, chunk, causal=causal, colors=colors)
+        loc, glob = chunk_masks(n, chunk, causal=causal)
+        painted = np.zeros((n, n), dtype=int)
+        for r in ax.patches:
+            (j, i), w = r.get_xy(), r.get_width()
+            painted[int(i), int(j) : int(j + w)] += 1
+            part = _name(r.get_facecolor(), colors)
+            assert all(
+                1 + part == loc[int(i), c].item() + 2 * glob[int(i), c].item()
+                for c in range(int(j), int(j + w))
+            )
+        np.testing.assert_array_equal(painted, (loc | glob).int().numpy())
         assert [h.get_label() for h in handles] == ["块内二次", "跨块线性", "两者相加"]
         plt.close(fig)
+
+
+def _name(rgba, colors):
+    """Index of the named colour that equals rgba."""
+    return [matplotlib.colors.to_rgba(c) for c in colors].index(tuple(rgba))

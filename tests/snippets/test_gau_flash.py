@@ -1,5 +1,5 @@
 import matplotlib.colors
-import matplotlib.pyplot as plt  # noqa: E402  (Agg backend set in conftest)
+import matplotlib.pyplot as plt  # Agg backend set in conftest
 import numpy as np
 import pytest
 import torch

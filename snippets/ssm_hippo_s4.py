@@ -10,7 +10,6 @@ Mamba makes $\Delta, B, C$ depend on the input: the recurrence stays, the fixed 
 """
 
 # --8<-- [start:imports]
-import math
 
 import matplotlib.pyplot as plt
 import torch

@@ -170,7 +170,7 @@ def test_scan_kernel_and_fft_agree_with_numpy(n_state, length, seed, dt):
     Ab, Bb, C, rng = _system(n_state, seed, dt)
     u = rng.standard_normal(length)
     K_ref = np.array(
-        [C.numpy() @ np.linalg.matrix_power(Ab.numpy(), l) @ Bb.numpy() for l in range(length)]
+        [C.numpy() @ np.linalg.matrix_power(Ab.numpy(), lag) @ Bb.numpy() for lag in range(length)]
     )
     y_ref = np.convolve(u, K_ref)[:length]
     K = ssm_kernel(Ab, Bb, C, length)

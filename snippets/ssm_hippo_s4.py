@@ -13,6 +13,7 @@ Mamba makes $\Delta, B, C$ depend on the input: the recurrence stays, the fixed 
 
 import matplotlib.pyplot as plt
 import torch
+from matplotlib.ticker import FuncFormatter, NullLocator
 
 # --8<-- [end:imports]
 
@@ -138,24 +139,34 @@ def selective_scan(u, delta, A, B, C):
 def plot_reconstruction(x, f_true, recons: dict, *, ax=None):
     """Signal against its reconstructions from LegS memories of several sizes N."""
     if ax is None:
-        _, ax = plt.subplots(figsize=(6.4, 3.6), layout="constrained")
+        _, ax = plt.subplots(figsize=(6.4, 3.8), layout="constrained")
     ax.plot(x, f_true, color="0.2", lw=2.2, label="原信号 f")
     for (N, y), style in zip(recons.items(), ["--", "-", ":"], strict=False):
-        ax.plot(x, y, style, lw=1.6, label=f"由 N = {N} 维记忆重建")
+        ax.plot(x, y, style, lw=1.6, label=f"N = {N} 重建")
+    lo, hi = float(min(f_true.min(), *(y.min() for y in recons.values()))), float(f_true.max())
+    ax.set_ylim(
+        lo - 0.45 * (hi - lo), hi + 0.05 * (hi - lo)
+    )  # room for the legend below the curves
     ax.set_xlabel("历史中的位置 s / t")
     ax.set_ylabel("f(s)")
-    ax.legend(loc="lower left", fontsize=10)
+    ax.legend(loc="lower center", ncol=len(recons) + 1, fontsize=10)
     return ax
 
 
 def plot_kernels(kernels: dict, *, ax=None):
-    """S4 convolution kernels K_l for several step sizes Δ."""
+    """Envelope max_{j≥l} |K_j| / max |K| of S4 kernels for several step sizes Δ, log scale."""
     if ax is None:
         _, ax = plt.subplots(figsize=(6.4, 3.4), layout="constrained")
     for dt, K in kernels.items():
-        ax.plot(K, lw=1.6, label=f"Δ = {dt:g}")
+        env = (
+            K.abs().flip(0).cummax(0).values.flip(0) / K.abs().max()
+        )  # how much of K is still ahead
+        ax.semilogy(env, lw=1.8, label=f"Δ = {dt:g}")
+    # plain "1e-04" labels: the default 10^k labels go through mathtext, several times slower
+    ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:.0e}"))
+    ax.yaxis.set_minor_locator(NullLocator())
     ax.set_xlabel("延迟 l（步）")
-    ax.set_ylabel("K_l")
+    ax.set_ylabel("剩余核幅度（相对最大值）")
     ax.legend(fontsize=10)
     return ax
 

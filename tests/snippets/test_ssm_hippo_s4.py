@@ -98,6 +98,23 @@ def test_legs_memory_approaches_the_optimal_projection(coeffs, n_state):
     np.testing.assert_allclose(rec, poly(x), atol=5e-2 * scale, rtol=0)
 
 
+@settings(max_examples=20, deadline=None)
+@given(
+    n_state=st.integers(1, 10),
+    length=st.integers(1, 12),
+    seed=st.integers(0, 10**6),
+)
+def test_legs_memory_step_solves_the_bilinear_equation(n_state, length, seed):
+    """c_k from k samples and c_{k-1} from k-1 satisfy (I - A/2k)c_k = (I + A/2k)c_{k-1} + B f_k/k, to 1e-10."""
+    f = np.random.default_rng(seed).standard_normal(length)
+    A, B = (m.numpy() for m in legs_matrices(n_state))
+    eye, k = np.eye(n_state), length
+    c_prev = legs_memory(torch.tensor(f[:-1]), n_state).numpy()  # zeros when length == 1
+    c_k = legs_memory(torch.tensor(f), n_state).numpy()
+    lhs = (eye - A / (2 * k)) @ c_k
+    np.testing.assert_allclose(lhs, (eye + A / (2 * k)) @ c_prev + B * f[-1] / k, atol=1e-10)
+
+
 def test_legs_memory_of_a_constant_is_its_first_coefficient():
     """f ≡ 1 gives c ≈ (1, 0, ..., 0), the exact projection of a constant, to 1e-3."""
     c = legs_memory(torch.ones(2000, dtype=torch.float64), 8)

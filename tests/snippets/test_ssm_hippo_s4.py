@@ -67,6 +67,16 @@ def test_legs_matrices_entries():
     assert torch.allclose(B, torch.sqrt(torch.tensor([1.0, 3, 5, 7, 9], dtype=torch.float64)))
 
 
+@settings(max_examples=20, deadline=None)
+@given(n_state=st.integers(1, 40))
+def test_legs_plus_rank_one_is_normal(n_state):
+    """S4's NPLR: with P_n = √(n + 1/2), A + PPᵀ = -I/2 + skew (hence normal), to 1e-12."""
+    A, _ = legs_matrices(n_state)
+    S = A.numpy() + np.outer(np.sqrt(np.arange(n_state) + 0.5), np.sqrt(np.arange(n_state) + 0.5))
+    np.testing.assert_allclose((S + S.T) / 2, -0.5 * np.eye(n_state), atol=1e-12)
+    np.testing.assert_allclose(S @ S.T, S.T @ S, atol=1e-9 * n_state**2)
+
+
 @settings(max_examples=30, deadline=None)
 @given(n_state=st.integers(1, 20), x=st.lists(st.floats(0, 1), min_size=1, max_size=10))
 def test_legendre_basis_equals_numpy_legval(n_state, x):
@@ -238,6 +248,8 @@ def test_plots_draw_one_line_per_curve():
     x = torch.linspace(0, 1, 50, dtype=torch.float64)
     ax = plot_reconstruction(x, torch.sin(x), {4: torch.cos(x), 16: x})
     assert len(ax.lines) == 3
-    ax2 = plot_kernels({0.1: torch.ones(5), 0.2: torch.zeros(5)})
+    ax2 = plot_kernels({0.1: torch.tensor([1.0, -3.0, 2.0, 0.5]), 0.2: torch.ones(4)})
     assert len(ax2.lines) == 2
+    # envelope max_{j ≥ l} |K_j| / max |K|, worked out by hand
+    np.testing.assert_allclose(ax2.lines[0].get_ydata(), [1.0, 1.0, 2 / 3, 1 / 6])
     plt.close("all")

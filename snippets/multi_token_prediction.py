@@ -114,14 +114,14 @@ def mtp_backward_sequential(model, x):
 
 # --8<-- [start:data]
 NEXT_WORD = {  # a word-level Markov chain: which word may follow which, with weights
-    "the": {"cat": 3, "dog": 2, "mat": 2},
+    "the": {"cat": 4, "dog": 3, "dot": 2},
     "cat": {"sat": 2, "ran": 1},
     "dog": {"ran": 2, "sat": 1},
+    "dot": {"and": 1},
     "sat": {"on": 1},
     "ran": {"to": 1},
     "on": {"the": 1},
     "to": {"the": 1},
-    "mat": {"and": 1},
     "and": {"the": 1},
 }
 ALPHABET = sorted(set("".join(NEXT_WORD)) | {" "})  # the tokens are characters
@@ -132,7 +132,7 @@ def make_text(n_chars, seed=0):
     """A walk on NEXT_WORD, words separated by spaces: predictable inside a word, not always after."""
     rng = random.Random(seed)
     words = ["the"]
-    while sum(len(w) + 1 for w in words) < n_chars:
+    while sum(len(w) + 1 for w in words) <= n_chars:  # joined length = this sum - 1
         options = NEXT_WORD[words[-1]]
         words.append(rng.choices(list(options), list(options.values()))[0])
     return " ".join(words)[:n_chars]

@@ -164,7 +164,9 @@ def test_self_speculative_equals_plain_greedy(n, k, prompt, n_new, seed):
 
 
 def test_make_text_follows_the_word_chain():
-    """Every adjacent word pair of make_text is an allowed NEXT_WORD transition."""
+    """make_text has exactly n_chars characters and every adjacent word pair is allowed."""
+    for n_chars in (1, 2, 3, 4, 7, 50):
+        assert len(make_text(n_chars, seed=n_chars)) == n_chars
     words = make_text(2000, seed=3).split(" ")[:-1]  # the last word may be cut
     assert all(b in NEXT_WORD[a] for a, b in zip(words, words[1:], strict=False))
     assert set(encode("the cat").tolist()) <= set(range(len(ALPHABET)))

@@ -1,6 +1,7 @@
 """Tests for snippets/multi_token_prediction.py against autograd, brute force and a greedy loop."""
 
 import math
+import weakref
 
 import matplotlib.pyplot as plt
 import pytest
@@ -112,6 +113,32 @@ def test_head_loss_uses_target_shifted_by_i():
             logits[0, t, x[0, t + i]] = 50.0
         assert head_loss(logits, x, i).item() < 1e-30
         assert head_loss(logits, x, i + 1).item() > 1.0
+        assert head_loss(logits, x, i - 1).item() > 1.0
+
+
+def _max_logits_alive(fn, model, x):
+    """Observe, not count: weak references to every unembedding output; at each new head's
+    forward, how many earlier logits tensors are still alive (plus the new one)."""
+    refs, alive = [], []
+
+    def hook(module, inputs, output):
+        refs.append(weakref.ref(output))
+        alive.append(sum(r() is not None for r in refs))
+
+    handle = model.unembed.register_forward_hook(hook)
+    try:
+        fn(model, x)
+    finally:
+        handle.remove()
+    return max(alive)
+
+
+@pytest.mark.parametrize("n", [1, 2, 4])
+def test_sequential_backward_frees_each_heads_logits(n):
+    """Naive: all n heads' logits are alive together; sequential: never more than one."""
+    model, x = _model(7, n, 6, 0), _tokens(7, 2, n + 4, 0)
+    assert _max_logits_alive(mtp_backward_naive, model, x) == n
+    assert _max_logits_alive(mtp_backward_sequential, model, x) == 1
 
 
 @SETTINGS

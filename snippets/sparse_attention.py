@@ -6,7 +6,7 @@ every block). The patterns are written twice, independently: as boolean $n \time
 `F.scaled_dot_product_attention` (the oracle), and as per-query key lists that a gather-based
 attention reads without ever forming the $n \times n$ score matrix. Next to them: closed-form
 nonzero counts (to compare with $n\sqrt{n}$ at large $n$), two-hop reachability through the two
-patterns, and the figures.
+patterns, and the figures. In the code the stride $l$ is called `stride`.
 """
 
 # --8<-- [start:imports]
@@ -14,7 +14,6 @@ import math
 
 import matplotlib.pyplot as plt
 import torch
-import torch.nn.functional as F
 from matplotlib.collections import PatchCollection
 from matplotlib.patches import Patch, Rectangle
 
@@ -28,21 +27,23 @@ def _query_key_grid(n):
     return i, j
 
 
-def strided_masks(n, l):
+def strided_masks(n, stride):
     r"""Boolean (n, n) masks of $A^{(1)}$ and $A^{(2)}$ for the strided pattern (True = attend)."""
     i, j = _query_key_grid(n)
     causal = j <= i  # every A_i^(m) is a subset of {j : j <= i}
-    a1 = causal & (j >= i - l)  # A1_i = {t, ..., i}, t = max(0, i - l)
-    a2 = causal & ((i - j) % l == 0)  # A2_i = {j : (i - j) mod l = 0}
+    a1 = causal & (j >= i - stride)  # A1_i = {t, ..., i}, t = max(0, i - l)
+    a2 = causal & ((i - j) % stride == 0)  # A2_i = {j : (i - j) mod l = 0}
     return a1, a2
 
 
-def fixed_masks(n, l, c):
+def fixed_masks(n, stride, c):
     r"""Boolean (n, n) masks of $A^{(1)}$ and $A^{(2)}$ for the fixed pattern (True = attend)."""
     i, j = _query_key_grid(n)
     causal = j <= i
-    a1 = causal & (j // l == i // l)  # A1_i = {j : floor(j/l) = floor(i/l)}: the current block
-    a2 = causal & (j % l >= l - c)  # A2_i = {j : j mod l in {l-c, ..., l}}; j mod l <= l-1
+    # A1_i = {j : floor(j/l) = floor(i/l)}: the current block
+    a1 = causal & (j // stride == i // stride)
+    # A2_i = {j : j mod l in {t, ..., l}}, t = l - c; j mod l never reaches l: c columns per block
+    a2 = causal & (j % stride >= stride - c)
     return a1, a2
 
 
@@ -50,27 +51,28 @@ def fixed_masks(n, l, c):
 
 
 # --8<-- [start:keys]
-def strided_keys(n, l, part="both"):
+def strided_keys(n, stride, part="both"):
     r"""Key indices (n, K) of each query for the strided pattern, and which of them are real.
 
     Built from offsets $i - j$, not from a mask: $A^{(1)}$ is $i - \{0, \dots, l\}$, $A^{(2)}$
     is $i - \{0, l, 2l, \dots\}$; their union drops the offsets $0$ and $l$ already in $A^{(1)}$.
     """
-    local = torch.arange(l + 1)  # offsets 0..l   (A1)
-    column = l * torch.arange((n - 1) // l + 1)  # offsets 0, l, 2l, ...  (A2)
+    local = torch.arange(stride + 1)  # offsets 0..l   (A1)
+    column = stride * torch.arange((n - 1) // stride + 1)  # offsets 0, l, 2l, ...  (A2)
     offsets = {"A1": local, "A2": column, "both": torch.cat([local, column[2:]])}[part]
     idx = torch.arange(n).unsqueeze(1) - offsets  # (n, K): j = i - offset
     return idx, idx >= 0  # a negative index is padding
 
 
-def fixed_keys(n, l, c, part="both"):
+def fixed_keys(n, stride, c, part="both"):
     r"""Key indices (n, K) of each query for the fixed pattern, and which of them are real."""
     i = torch.arange(n).unsqueeze(1)  # (n, 1)
-    start = (i // l) * l  # first position of i's block
-    block = start + torch.arange(l)  # (n, l): A1 candidates
-    n_blocks = (n + l - 1) // l
-    summary = (l * torch.arange(n_blocks).unsqueeze(1) + torch.arange(l - c, l)).flatten()  # (B·c,)
-    summary = summary.expand(n, -1)  # A2 candidates: the last c cells of every block
+    start = (i // stride) * stride  # first position of i's block
+    block = start + torch.arange(stride)  # (n, l): A1 candidates
+    n_blocks = (n + stride - 1) // stride
+    # A2 candidates: the last c cells of every block, the same list for every query
+    last_c = stride * torch.arange(n_blocks).unsqueeze(1) + torch.arange(stride - c, stride)
+    summary = last_c.flatten().expand(n, -1)  # (n, n_blocks·c)
     if part == "A1":
         idx = block
     elif part == "A2":
@@ -114,17 +116,17 @@ def factorized_heads(q, k, v, keys_per_head):
 
 
 # --8<-- [start:count]
-def nnz_per_row(n, l, c=None):
+def nnz_per_row(n, stride, c=None):
     r"""Closed-form $|A_i^{(1)} \cup A_i^{(2)}|$ for every query i (strided if c is None)."""
     i = torch.arange(n, dtype=torch.int64)
     if c is None:  # strided: min(i, l) + 1 local keys, plus i - 2l, i - 3l, ... >= 0
-        return torch.clamp(i, max=l) + 1 + torch.clamp(i // l - 1, min=0)
-    return i % l + 1 + c * (i // l)  # fixed: own block up to i, plus c per earlier block
+        return torch.clamp(i, max=stride) + 1 + torch.clamp(i // stride - 1, min=0)
+    return i % stride + 1 + c * (i // stride)  # fixed: own block up to i, plus c per earlier block
 
 
-def nnz(n, l, c=None):
+def nnz(n, stride, c=None):
     """Number of (query, key) pairs computed by the union pattern."""
-    return int(nnz_per_row(n, l, c).sum())
+    return int(nnz_per_row(n, stride, c).sum())
 
 
 # --8<-- [end:count]

@@ -25,15 +25,17 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 
 # The paper's sets (Child et al. 2019, §4.3), written as Python sets of key positions.
-def paper_strided(i, l):
-    a1 = set(range(max(0, i - l), i + 1))  # {t, ..., i}, t = max(0, i - l)
-    a2 = {j for j in range(i + 1) if (i - j) % l == 0}
+def paper_strided(i, stride):
+    a1 = set(range(max(0, i - stride), i + 1))  # {t, ..., i}, t = max(0, i - l)
+    a2 = {j for j in range(i + 1) if (i - j) % stride == 0}
     return a1, a2
 
 
-def paper_fixed(i, l, c):
-    a1 = {j for j in range(i + 1) if j // l == i // l}
-    a2 = {j for j in range(i + 1) if j % l in range(l - c, l + 1)}  # {t, ..., l}, t = l - c
+def paper_fixed(i, stride, c):
+    a1 = {j for j in range(i + 1) if j // stride == i // stride}
+    a2 = {
+        j for j in range(i + 1) if j % stride in range(stride - c, stride + 1)
+    }  # {t, ..., l}, t = l - c
     return a1, a2
 
 
@@ -56,15 +58,15 @@ strides = st.integers(min_value=1, max_value=9)
 
 
 @settings(max_examples=60, deadline=None)
-@given(n=sizes, l=strides, data=st.data())
-def test_masks_and_key_lists_equal_paper_sets(n, l, data):
+@given(n=sizes, stride=strides, data=st.data())
+def test_masks_and_key_lists_equal_paper_sets(n, stride, data):
     """Masks and gathered key lists both equal the paper's A(1), A(2) and union, as sets."""
-    c = data.draw(st.integers(min_value=1, max_value=l))
-    s = [paper_strided(i, l) for i in range(n)]
-    f = [paper_fixed(i, l, c) for i in range(n)]
+    c = data.draw(st.integers(min_value=1, max_value=stride))
+    s = [paper_strided(i, stride) for i in range(n)]
+    f = [paper_fixed(i, stride, c) for i in range(n)]
     cases = [
-        (strided_masks(n, l), lambda p: strided_keys(n, l, p), s),
-        (fixed_masks(n, l, c), lambda p: fixed_keys(n, l, c, p), f),
+        (strided_masks(n, stride), lambda p: strided_keys(n, stride, p), s),
+        (fixed_masks(n, stride, c), lambda p: fixed_keys(n, stride, c, p), f),
     ]
     for (a1, a2), keys, sets in cases:
         want = {
@@ -78,27 +80,31 @@ def test_masks_and_key_lists_equal_paper_sets(n, l, data):
 
 
 @settings(max_examples=40, deadline=None)
-@given(n=sizes, l=strides, seed=st.integers(0, 2**16), data=st.data())
-def test_gather_attention_equals_sdpa_with_bool_mask(n, l, seed, data):
+@given(n=sizes, stride=strides, seed=st.integers(0, 2**16), data=st.data())
+def test_gather_attention_equals_sdpa_with_bool_mask(n, stride, seed, data):
     """Gather attention equals F.scaled_dot_product_attention(attn_mask=mask) to 1e-12 (float64).
 
     Covers the union patterns and one pattern per head, including fixed-A(2) rows with no key.
     """
-    c = data.draw(st.integers(min_value=1, max_value=l))
+    c = data.draw(st.integers(min_value=1, max_value=stride))
     g = torch.Generator().manual_seed(seed)
     q, k, v = (torch.randn(2, 2, n, 5, generator=g, dtype=torch.float64) for _ in range(3))
-    s1, s2 = strided_masks(n, l)
-    f1, f2 = fixed_masks(n, l, c)
+    s1, s2 = strided_masks(n, stride)
+    f1, f2 = fixed_masks(n, stride, c)
     sdpa = F.scaled_dot_product_attention
     checks = [
-        (gather_attention(q, k, v, *strided_keys(n, l)), sdpa(q, k, v, attn_mask=s1 | s2)),
-        (gather_attention(q, k, v, *fixed_keys(n, l, c)), sdpa(q, k, v, attn_mask=f1 | f2)),
+        (gather_attention(q, k, v, *strided_keys(n, stride)), sdpa(q, k, v, attn_mask=s1 | s2)),
+        (gather_attention(q, k, v, *fixed_keys(n, stride, c)), sdpa(q, k, v, attn_mask=f1 | f2)),
         (
-            factorized_heads(q, k, v, [strided_keys(n, l, "A1"), strided_keys(n, l, "A2")]),
+            factorized_heads(
+                q, k, v, [strided_keys(n, stride, "A1"), strided_keys(n, stride, "A2")]
+            ),
             sdpa(q, k, v, attn_mask=torch.stack([s1, s2])),  # (H, n, n): one pattern per head
         ),
         (
-            factorized_heads(q, k, v, [fixed_keys(n, l, c, "A1"), fixed_keys(n, l, c, "A2")]),
+            factorized_heads(
+                q, k, v, [fixed_keys(n, stride, c, "A1"), fixed_keys(n, stride, c, "A2")]
+            ),
             sdpa(q, k, v, attn_mask=torch.stack([f1, f2])),
         ),
     ]
@@ -110,11 +116,11 @@ def test_gather_attention_equals_sdpa_with_bool_mask(n, l, seed, data):
 def test_gather_attention_equals_softmax_formula_by_hand():
     """One query: softmax(q·k_j/√d) over its listed keys, times v, computed by a Python loop."""
     g = torch.Generator().manual_seed(0)
-    n, l = 11, 3
+    n, stride = 11, 3
     q, k, v = (torch.randn(1, 1, n, 4, generator=g, dtype=torch.float64) for _ in range(3))
-    out = gather_attention(q, k, v, *strided_keys(n, l))
+    out = gather_attention(q, k, v, *strided_keys(n, stride))
     for i in range(n):
-        keys = sorted(set().union(*paper_strided(i, l)))
+        keys = sorted(set().union(*paper_strided(i, stride)))
         s = [float(q[0, 0, i] @ k[0, 0, j]) / math.sqrt(4) for j in keys]
         w = [math.exp(x - max(s)) for x in s]
         want = sum(wj / sum(w) * v[0, 0, j] for wj, j in zip(w, keys, strict=True))
@@ -122,14 +128,14 @@ def test_gather_attention_equals_softmax_formula_by_hand():
 
 
 @settings(max_examples=60, deadline=None)
-@given(n=st.integers(min_value=1, max_value=300), l=st.integers(1, 40), data=st.data())
-def test_closed_form_nnz_equals_mask_count(n, l, data):
+@given(n=st.integers(min_value=1, max_value=300), stride=st.integers(1, 40), data=st.data())
+def test_closed_form_nnz_equals_mask_count(n, stride, data):
     """nnz() equals the number of True cells of A(1) ∪ A(2), strided and fixed."""
-    c = data.draw(st.integers(min_value=1, max_value=l))
-    s1, s2 = strided_masks(n, l)
-    f1, f2 = fixed_masks(n, l, c)
-    assert nnz(n, l) == int((s1 | s2).sum())
-    assert nnz(n, l, c) == int((f1 | f2).sum())
+    c = data.draw(st.integers(min_value=1, max_value=stride))
+    s1, s2 = strided_masks(n, stride)
+    f1, f2 = fixed_masks(n, stride, c)
+    assert nnz(n, stride) == int((s1 | s2).sum())
+    assert nnz(n, stride, c) == int((f1 | f2).sum())
 
 
 def test_nnz_grows_like_n_sqrt_n():
@@ -150,13 +156,13 @@ def brute_two_hop(first_sets, second_sets, n, residual):
 
 
 @settings(max_examples=40, deadline=None)
-@given(n=st.integers(1, 30), l=st.integers(1, 7), residual=st.booleans(), data=st.data())
-def test_two_hop_equals_brute_force_paths(n, l, residual, data):
+@given(n=st.integers(1, 30), stride=st.integers(1, 7), residual=st.booleans(), data=st.data())
+def test_two_hop_equals_brute_force_paths(n, stride, residual, data):
     """two_hop equals path enumeration over the paper's sets, both patterns, both orders."""
-    c = data.draw(st.integers(min_value=1, max_value=l))
+    c = data.draw(st.integers(min_value=1, max_value=stride))
     for sets, masks in (
-        ([paper_strided(i, l) for i in range(n)], strided_masks(n, l)),
-        ([paper_fixed(i, l, c) for i in range(n)], fixed_masks(n, l, c)),
+        ([paper_strided(i, stride) for i in range(n)], strided_masks(n, stride)),
+        ([paper_fixed(i, stride, c) for i in range(n)], fixed_masks(n, stride, c)),
     ):
         a1 = [r[0] for r in sets]
         a2 = [r[1] for r in sets]
@@ -166,16 +172,16 @@ def test_two_hop_equals_brute_force_paths(n, l, residual, data):
 
 
 @settings(max_examples=30, deadline=None)
-@given(n=st.integers(1, 80), l=st.integers(1, 12), data=st.data())
-def test_two_hops_reach_every_earlier_position(n, l, data):
+@given(n=st.integers(1, 80), stride=st.integers(1, 12), data=st.data())
+def test_two_hops_reach_every_earlier_position(n, stride, data):
     """Strided: A(1) then A(2) covers j <= i; fixed: covers it once a residual path is allowed."""
-    c = data.draw(st.integers(min_value=1, max_value=l))
-    s1, s2 = strided_masks(n, l)
-    f1, f2 = fixed_masks(n, l, c)
+    c = data.draw(st.integers(min_value=1, max_value=stride))
+    s1, s2 = strided_masks(n, stride)
+    f1, f2 = fixed_masks(n, stride, c)
     assert missing_pairs(two_hop(s1, s2, residual=False)) == 0
     assert missing_pairs(two_hop(f1, f2, residual=True)) == 0
     # without it, the pair (i, i) for i = 0 < l - c has no intermediate a: A(2) of 0 is empty
-    assert (missing_pairs(two_hop(f1, f2, residual=False)) > 0) == (c < l)
+    assert (missing_pairs(two_hop(f1, f2, residual=False)) > 0) == (c < stride)
 
 
 def test_figures_draw():

@@ -137,12 +137,13 @@ def two_hop(first, second, residual=True):
     r"""R[i, j]: j reaches i through `first` (layer 1) and then `second` (layer 2).
 
     R = second ∘ first as a boolean matrix product: R[i, j] = OR_a second[i, a] AND first[a, j].
-    With `residual`, layer 2 also passes position i's own state on (a = i), as a residual
-    connection does; then a path of one hop through `first` counts as well.
+    With `residual`, each layer also passes every position's own state on (a residual connection
+    around each attention layer): R = (M2 ∨ I)(M1 ∨ I), so one hop through either layer counts.
     """
     if residual:
-        second = second | torch.eye(second.shape[0], dtype=torch.bool)
-    return (second.to(torch.float32) @ first.to(torch.float32)) > 0
+        eye = torch.eye(first.shape[0], dtype=torch.bool)
+        first, second = first | eye, second | eye  # M ∨ I: the skip path of each layer
+    return (second.to(torch.float32) @ first.to(torch.float32)) > 0  # OR-AND as a 0/1 product
 
 
 def missing_pairs(reach):
@@ -167,20 +168,21 @@ def _runs(row):
     return out
 
 
-def draw_masks(panels, *, n, title):
-    """One panel per (name, a1, a2): cells coloured by A1 only / A2 only / both (vector squares)."""
-    colors = {"只在 A(1)": "tab:blue", "只在 A(2)": "tab:orange", "两者都有": "tab:green"}
+def _paint(ax, cells, color):
+    """Fill the True cells of an (n, n) mask: one vector rectangle per horizontal run of cells."""
+    rows = enumerate(cells.tolist())
+    runs = [Rectangle((j - 0.5, i - 0.5), w, 1) for i, row in rows for j, w in _runs(row)]
+    # edges in the face colour close the hairline seams between rows
+    ax.add_collection(PatchCollection(runs, facecolor=color, edgecolor=color, lw=0.4))
+
+
+def _cell_panels(panels, *, n, title, colors):
+    """One panel per (name, [cells per colour]); the grey diagonal is j = i, above it the future."""
     fig, axes = plt.subplots(1, len(panels), figsize=(6.4, 3.9), layout="constrained")
-    for ax, (name, a1, a2) in zip(axes, panels, strict=True):
-        for label, cells in zip(colors, (a1 & ~a2, a2 & ~a1, a1 & a2), strict=True):
-            runs = [  # one rectangle per horizontal run of cells: a smaller SVG than one per cell
-                Rectangle((j - 0.5, i - 0.5), width, 1)
-                for i, row in enumerate(cells.tolist())
-                for j, width in _runs(row)
-            ]
-            color = colors[label]  # edges in the face colour close the seams between rows
-            ax.add_collection(PatchCollection(runs, facecolor=color, edgecolor=color, lw=0.4))
-        ax.plot([-0.5, n - 0.5], [-0.5, n - 0.5], color="0.5", lw=0.8)  # the causal diagonal
+    for ax, (name, layers) in zip(axes, panels, strict=True):
+        for cells, color in zip(layers, colors.values(), strict=True):
+            _paint(ax, cells, color)
+        ax.plot([-0.5, n - 0.5], [-0.5, n - 0.5], color="0.5", lw=0.8)
         ax.set(xlim=(-0.5, n - 0.5), ylim=(n - 0.5, -0.5), aspect="equal")
         ax.set_title(name, fontsize=11)
         ax.set_xlabel("键位置 j", fontsize=10)
@@ -190,6 +192,21 @@ def draw_masks(panels, *, n, title):
     fig.legend(handles=handles, loc="outside lower center", ncol=3, fontsize=10, frameon=False)
     fig.suptitle(title, fontsize=12)
     return fig
+
+
+def draw_masks(panels, *, n, title):
+    """One panel per (name, a1, a2): cells coloured by A1 only / A2 only / both."""
+    colors = {"只在 A(1)": "tab:blue", "只在 A(2)": "tab:orange", "两者都有": "tab:green"}
+    layers = [(name, [a1 & ~a2, a2 & ~a1, a1 & a2]) for name, a1, a2 in panels]
+    return _cell_panels(layers, n=n, title=title, colors=colors)
+
+
+def draw_reach(panels, *, n, title):
+    """One panel per (name, reach): the pairs j <= i that `reach` connects, and those it misses."""
+    causal = torch.ones(n, n, dtype=torch.bool).tril()
+    colors = {"两跳可达": "tab:cyan", "不可达": "tab:red"}
+    layers = [(name, [causal & reach, causal & ~reach]) for name, reach in panels]
+    return _cell_panels(layers, n=n, title=title, colors=colors)
 
 
 def draw_nnz(ns, series, *, title):

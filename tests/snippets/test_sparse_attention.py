@@ -9,6 +9,7 @@ from hypothesis import strategies as st
 from snippets.sparse_attention import (
     draw_masks,
     draw_nnz,
+    draw_reach,
     factorized_heads,
     fixed_keys,
     fixed_masks,
@@ -147,11 +148,13 @@ def test_nnz_grows_like_n_sqrt_n():
 
 
 def brute_two_hop(first_sets, second_sets, n, residual):
-    """reach[i] = {j : exists a with a in second(i) (or a = i) and j in first(a)}."""
+    """reach[i] = {j : j -> a -> i}, a in second(i) and j in first(a); a residual adds a = i, j = a."""
     reach = []
     for i in range(n):
         mids = set(second_sets[i]) | ({i} if residual else set())
-        reach.append(set().union(*(first_sets[a] for a in mids)) if mids else set())
+        reach.append(
+            set().union(*(set(first_sets[a]) | ({a} if residual else set()) for a in mids))
+        )
     return reach
 
 
@@ -184,11 +187,30 @@ def test_two_hops_reach_every_earlier_position(n, stride, data):
     assert (missing_pairs(two_hop(f1, f2, residual=False)) > 0) == (c < stride)
 
 
+@settings(max_examples=30, deadline=None)
+@given(n=st.integers(1, 80), stride=st.integers(1, 12), data=st.data())
+def test_fixed_in_the_wrong_order_misses_exactly_the_non_summary_keys_of_earlier_blocks(
+    n, stride, data
+):
+    """Fixed A(2) then A(1), with residuals: j <= i unreached iff j is a non-summary cell of an
+    earlier block (j // l < i // l and j mod l < l - c), written here from the definition."""
+    c = data.draw(st.integers(min_value=1, max_value=stride))
+    f1, f2 = fixed_masks(n, stride, c)
+    want = torch.zeros(n, n, dtype=torch.bool)
+    for i in range(n):
+        for j in range(i + 1):
+            want[i, j] = not (j // stride < i // stride and j % stride < stride - c)
+    got = two_hop(f2, f1, residual=True)
+    assert torch.equal(got & torch.ones(n, n, dtype=torch.bool).tril(), want)
+
+
 def test_figures_draw():
-    """Both figure helpers return figures with the expected number of axes and Chinese titles."""
+    """The three figure helpers return figures with the expected number of axes and titles."""
     a1, a2 = strided_masks(12, 3)
     fig = draw_masks([("a", a1, a2), ("b", *fixed_masks(12, 3, 1))], n=12, title="掩码")
     assert len(fig.axes) == 2 and fig._suptitle.get_text() == "掩码"
+    fig3 = draw_reach([("a", two_hop(a1, a2)), ("b", two_hop(a2, a1))], n=12, title="可达")
+    assert len(fig3.axes) == 2 and fig3._suptitle.get_text() == "可达"
     fig2 = draw_nnz([16, 64], {"dense": [136, 2080]}, title="计数")
     assert fig2.axes[0].get_xscale() == "log"
     plt.close("all")

@@ -177,11 +177,12 @@ def test_two_hop_equals_brute_force_paths(n, stride, residual, data):
 @settings(max_examples=30, deadline=None)
 @given(n=st.integers(1, 80), stride=st.integers(1, 12), data=st.data())
 def test_two_hops_reach_every_earlier_position(n, stride, data):
-    """Strided: A(1) then A(2) covers j <= i; fixed: covers it once a residual path is allowed."""
+    """Strided: both orders cover j <= i; fixed A(1) then A(2): once a residual path is allowed."""
     c = data.draw(st.integers(min_value=1, max_value=stride))
     s1, s2 = strided_masks(n, stride)
     f1, f2 = fixed_masks(n, stride, c)
     assert missing_pairs(two_hop(s1, s2, residual=False)) == 0
+    assert missing_pairs(two_hop(s2, s1, residual=False)) == 0  # a = i - ((i - j) mod l)
     assert missing_pairs(two_hop(f1, f2, residual=True)) == 0
     # without it, the pair (i, i) for i = 0 < l - c has no intermediate a: A(2) of 0 is empty
     assert (missing_pairs(two_hop(f1, f2, residual=False)) > 0) == (c < stride)

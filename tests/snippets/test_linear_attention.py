@@ -169,8 +169,9 @@ def test_figures_have_chinese_titles():
     ys = [line.get_ydata() for line in ax.lines]
     assert list(ys[0]) == [softmax_macs(n, 8, 8) for n in (64, 128, 256)]
     maps = {"a": torch.eye(4), "b": torch.full((4, 4), 0.25)}
-    fig2 = plot_attention_maps(maps)
+    fig2 = plot_attention_maps(maps, "两张图")
     assert len(fig2.axes) == 3 and fig2.axes[0].get_ylabel() == "查询 i"
+    assert fig2.get_suptitle() == "两张图"
     plt.close("all")
 
 

@@ -162,7 +162,7 @@ def linear_macs(n, c, m):
 # --8<-- [start:figures]
 def plot_costs(ns, d, m):
     """Counted multiply-adds against N on log-log axes: softmax (N²) and linear (N)."""
-    fig, ax = plt.subplots(figsize=(6.4, 4.0))
+    fig, ax = plt.subplots(figsize=(5.2, 3.8))
     ax.loglog(ns, [softmax_macs(n, d, m) for n in ns], "o-", label="softmax 注意力：N²(D+M)")
     ax.loglog(ns, [linear_macs(n, d, m) for n in ns], "s-", label="线性注意力：2N·C(M+1)")
     ax.set_xlabel("序列长度 N")

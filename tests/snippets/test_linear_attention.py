@@ -107,6 +107,9 @@ def test_eps_is_added_to_the_denominator():
     causal = sim.tril() @ v / (sim.tril().sum(-1, keepdim=True) + eps)
     torch.testing.assert_close(linear_attention(q, k, v, phi=elu_plus_one, eps=eps), full)
     torch.testing.assert_close(quadratic_linear_attention(q, k, v, phi=elu_plus_one, eps=eps), full)
+    for causal_flag, ref in ((False, full), (True, causal)):
+        w = kernel_attention_matrix(q, k, phi=elu_plus_one, causal=causal_flag, eps=eps)
+        torch.testing.assert_close(w @ v, ref)
     for f in (causal_linear_attention, recurrent_linear_attention):
         torch.testing.assert_close(f(q, k, v, phi=elu_plus_one, eps=eps), causal)
     torch.testing.assert_close(
@@ -130,6 +133,18 @@ def test_positive_random_features_estimate_exp_kernel():
     fq, fk = phi(q), phi(k)
     assert (fq > 0).all()
     torch.testing.assert_close(fq @ fk.T, torch.exp(q @ k.T), rtol=0.02, atol=0.0)
+
+
+@settings(max_examples=20, deadline=None)
+@given(seed=st.integers(0, 10_000), n=st.integers(1, 10), d=dims, causal=st.booleans())
+def test_kernel_matrix_times_v_equals_the_loop_oracle(seed, n, d, causal):
+    """kernel_attention_matrix(...) @ V is eq. 4 / eq. 8 in loops; causal weights above the diagonal are 0."""
+    q, k, v = _inputs(seed, n, d, 3)
+    w = kernel_attention_matrix(q, k, phi=elu_plus_one, causal=causal, eps=0.0)
+    oracle = _loop_oracle(q, k, v, elu_plus_one, causal)
+    torch.testing.assert_close(w @ v, oracle, rtol=1e-12, atol=1e-12)
+    if causal:
+        assert (w.triu(1) == 0).all()
 
 
 def test_kernel_matrix_rows_sum_to_one_and_rank_is_at_most_c():

@@ -19,7 +19,23 @@ from torch import nn
 
 
 # --8<-- [start:corpus]
-WORDS = "a and big by cat dog house mat on ran red sat the to tree".split()
+WORDS = [
+    "a",
+    "and",
+    "big",
+    "by",
+    "cat",
+    "dog",
+    "house",
+    "mat",
+    "on",
+    "ran",
+    "red",
+    "sat",
+    "the",
+    "to",
+    "tree",
+]
 
 
 def make_corpus(n_chars, *, seed=0, n_next=2):

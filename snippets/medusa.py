@@ -19,23 +19,7 @@ from torch import nn
 
 
 # --8<-- [start:corpus]
-WORDS = [
-    "a",
-    "and",
-    "big",
-    "by",
-    "cat",
-    "dog",
-    "house",
-    "mat",
-    "on",
-    "ran",
-    "red",
-    "sat",
-    "the",
-    "to",
-    "tree",
-]
+WORDS = ["a", "and", "big", "cat", "dog", "house", "mat", "on", "ran", "red", "sat", "the", "tree"]
 
 
 def make_corpus(n_chars, *, seed=0, n_next=2):

@@ -4,7 +4,9 @@ stays frozen (Medusa-1). Decoding: the heads' top-$s_k$ tokens form a Cartesian-
 candidates, one forward pass with a tree attention mask (each node sees the prefix and its own
 ancestors, position = prefix length + depth) scores every node, and greedy verification keeps the
 longest candidate prefix that agrees with the base model's argmax. The output is the base
-model's greedy decoding; only the number of forward passes changes.
+model's greedy decoding; only the number of forward passes changes. For sampling, Medusa's typical
+acceptance test $p(x) > \min(\epsilon, \delta e^{-H(p)})$ is included (it does not keep the base
+model's sampling distribution).
 """
 
 # --8<-- [start:imports]
@@ -39,12 +41,13 @@ def make_corpus(n_chars, *, seed=0, n_next=2):
 
 # --8<-- [start:model]
 class ResBlock(nn.Module):
-    """h + SiLU(W1 h): the Medusa head's body; W1 starts at zero, so the block starts as identity."""
+    """h + SiLU(W1 h + b1): the Medusa head's body; W1 = 0 and b1 = 0 at start, so it starts as identity."""
 
     def __init__(self, d):
         super().__init__()
         self.linear = nn.Linear(d, d)
         nn.init.zeros_(self.linear.weight)
+        nn.init.zeros_(self.linear.bias)  # SiLU(0) = 0; the reference zeroes only W1
 
     def forward(self, h):
         return h + F.silu(self.linear(h))
@@ -117,7 +120,6 @@ def train_base(model, data, *, steps=120, batch=24, lr=1e-2, generator):
 
 def train_heads(model, data, *, steps=100, batch=16, lr=1e-2, generator):
     """Medusa-1: base frozen; head k (1-based) at position t learns x_{t+k+1}. Returns per-head loss."""
-    K = len(model.medusa)
     for head in model.medusa:
         head[1].weight.data.copy_(
             model.lm_head.weight.data
@@ -136,7 +138,7 @@ def train_heads(model, data, *, steps=100, batch=16, lr=1e-2, generator):
         opt.zero_grad()
         sum(losses).backward()
         opt.step()
-    return [loss.item() for loss in losses][:K]
+    return [loss.item() for loss in losses]
 
 
 # --8<-- [end:train]
@@ -233,3 +235,13 @@ def medusa_generate(model, prompt, n_new, widths):
 
 
 # --8<-- [end:decode]
+
+
+# --8<-- [start:typical]
+def typical_accept(probs, token, *, eps, delta):
+    r"""Typical acceptance: accept `token` iff $p(x) > \min(\epsilon, \delta e^{-H(p)})$, $H$ the entropy."""
+    entropy = -torch.special.xlogy(probs, probs).sum(-1)  # H(p) = -Σ p log p, with 0·log 0 = 0
+    return bool(probs[token] > torch.clamp(delta * torch.exp(-entropy), max=eps))
+
+
+# --8<-- [end:typical]

@@ -8,6 +8,7 @@ from hypothesis import strategies as st
 
 from snippets.medusa import (
     WORDS,
+    ResBlock,
     TinyLM,
     build_tree,
     candidates,
@@ -17,6 +18,7 @@ from snippets.medusa import (
     train_base,
     train_heads,
     tree_mask,
+    typical_accept,
     verify_inputs,
 )
 
@@ -87,6 +89,8 @@ def test_tree_mask_is_union_of_path_causal_masks(widths):
     """The tree mask equals the union of plain causal masks over every root-to-leaf path."""
     nodes, parents = build_tree(widths)
     assert len(nodes) == 1 + sum(math.prod(widths[:d]) for d in range(1, len(widths) + 1))
+    assert parents[0] == -1
+    assert all(nodes[p] == node[:-1] for node, p in zip(nodes[1:], parents[1:], strict=True))
     expected = torch.zeros(len(nodes), len(nodes), dtype=torch.bool)
     for leaf in itertools.product(*(range(s) for s in widths)):
         path = [nodes.index(leaf[:d]) for d in range(len(leaf) + 1)]  # root … leaf
@@ -156,6 +160,34 @@ def test_medusa_equals_greedy_trained_and_saves_calls(trained):
     assert total_medusa < 0.5 * total_greedy
 
 
+def _reference_gains(model, prompt, n_new, widths):
+    """Tokens gained per tree pass, from plain causal runs: 1 + the longest run of greedy tokens
+    x_{n+1}, x_{n+2}, ... that sit among head 1, 2, ...'s top-s_d guesses made at the last prefix position."""
+    seq, gains = list(prompt), []
+    while len(seq) - len(prompt) < n_new:
+        with torch.no_grad():
+            _, medusa_logits = model(torch.tensor([seq]))
+        ahead, _ = greedy_generate(model, seq, len(widths) + 1)  # the base's own next tokens
+        gain = 1
+        for d, s in enumerate(widths):
+            if ahead[d + 1] not in medusa_logits[d, 0, -1].topk(s).indices.tolist():
+                break
+            gain += 1
+        seq += ahead[:gain]
+        gains.append(gain)
+    return gains
+
+
+def test_gains_match_plain_causal_reference(trained):
+    """Per tree pass, Medusa gains exactly what the heads at the true last position allow."""
+    model, chars, _, _ = trained
+    for word in WORDS[:6]:
+        prompt = [chars.index(c) for c in word + " "]
+        for widths in [(3, 2, 2), (1, 1), (2,)]:
+            _, _, gains = medusa_generate(model, prompt, 16, widths)
+            assert gains == _reference_gains(model, prompt, 16, widths), (word, widths)
+
+
 def test_head_k_predicts_token_k_plus_one_ahead(trained):
     """Head k's top-1 accuracy is highest at offset k+1 (its training target), not at k or k+2."""
     model, _, data, _ = trained
@@ -180,3 +212,44 @@ def test_corpus_follows_its_word_bigram():
         following.setdefault(a, set()).add(b)
     assert set(words) <= set(WORDS)
     assert all(len(nxt) <= 2 for nxt in following.values())
+
+
+def test_heads_start_as_the_base_next_token_head():
+    """A fresh ResBlock is exactly the identity; with lr = 0 every head's logits equal lm_head's."""
+    torch.manual_seed(0)
+    h = torch.randn(5, 16)
+    assert torch.equal(ResBlock(16)(h), h)
+    model = TinyLM(7, d_model=16, max_len=12)
+    data = torch.randint(7, (200,), generator=torch.Generator().manual_seed(1))
+    train_heads(model, data, steps=1, lr=0.0, generator=torch.Generator().manual_seed(2))
+    x = data[None, :12]
+    with torch.no_grad():
+        logits, medusa_logits = model(x)
+    for k in range(len(model.medusa)):
+        assert torch.equal(medusa_logits[k], logits)
+
+
+@settings(max_examples=30, deadline=None)
+@given(
+    n=st.integers(2, 50),
+    eps=st.floats(0.01, 0.6),
+    delta=st.one_of(st.floats(0.05, 0.9), st.floats(1.1, 3.0)),  # delta/n below or above 1/n
+)
+def test_typical_accept_closed_forms(n, eps, delta):
+    """Uniform p: exp(-H) = 1/n, accept iff 1/n > min(eps, delta/n); one-hot p: H = 0, only its token."""
+    uniform = torch.full((n,), 1 / n, dtype=torch.float64)
+    assert typical_accept(uniform, n - 1, eps=eps, delta=delta) == (1 / n > min(eps, delta / n))
+    onehot = torch.zeros(n, dtype=torch.float64)
+    onehot[0] = 1.0
+    assert typical_accept(onehot, 0, eps=eps, delta=delta)
+    assert not typical_accept(onehot, 1, eps=eps, delta=delta)
+
+
+def test_typical_accept_two_point_by_hand():
+    """p = (0.9, 0.1): H = 0.325, delta·e^-H = 0.2167 with delta = 0.3; threshold 0.09 or 0.2167."""
+    p = torch.tensor([0.9, 0.1], dtype=torch.float64)
+    H = -(0.9 * math.log(0.9) + 0.1 * math.log(0.1))
+    assert abs(0.3 * math.exp(-H) - 0.2167) < 1e-4
+    assert typical_accept(p, 1, eps=0.09, delta=0.3)  # 0.1 > min(0.09, 0.2167) = 0.09
+    assert not typical_accept(p, 1, eps=0.5, delta=0.3)  # 0.1 < min(0.5, 0.2167)
+    assert typical_accept(p, 0, eps=0.5, delta=0.3)

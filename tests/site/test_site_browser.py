@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import xml.etree.ElementTree as ET
@@ -233,7 +234,7 @@ def test_no_horizontal_scroll_on_a_phone(post: Post, browser, base_url: str, scr
 
 # -- search -----------------------------------------------------------------------------
 
-CJK_RUN = re.compile(r"[\u4e00-\u9fff]{5,12}")
+CJK_WORD = re.compile(r"[\u4e00-\u9fff]+")
 
 
 class ParagraphText(HTMLParser):
@@ -276,14 +277,46 @@ def paragraph_text(path: Path) -> str:
     return "\n".join(parser.paragraphs)
 
 
+@cache
+def indexed_words(site_dir: Path) -> dict[str, list[str]]:
+    """Each page's Chinese words in the order of its text, as the build's jieba cut them."""
+    index = json.loads((site_dir / "search" / "search_index.json").read_text(encoding="utf-8"))
+    separator = re.compile(index["config"]["separator"])
+    words: dict[str, list[str]] = {}
+    for doc in index["docs"]:
+        tokens = separator.split(doc["title"] + " " + doc["text"])
+        page = words.setdefault(doc["location"].split("#")[0], [])
+        page += [t if CJK_WORD.fullmatch(t) else "" for t in tokens]  # "": not a word
+    return words
+
+
 def search_phrases(post: Post, site_dir: Path) -> list[str]:
-    """Runs of Chinese characters from the post's paragraphs that no other post contains."""
-    others = "\n".join(paragraph_text(p.html_path(site_dir)) for p in POSTS if p is not post)
+    """A word only this post uses, with the one-character word after it in its paragraph.
+
+    Search ranks pages by the words of a query (Material cuts a Chinese query into the
+    index's words and ORs them), so a phrase of common words ranks a dozen pages above the
+    post even when the phrase as a whole is unique to it; a reader searches for what is
+    particular to a post. The word is not typed alone: Material's query segmenter
+    (`segment` in its search worker) never tries a word that ends the query, so it would
+    search the word's first character only ("给定" finds everything starting with "给");
+    a one-character word after it is what it drops instead.
+    """
+    words = indexed_words(site_dir)
+    elsewhere = {w for p in POSTS if p is not post for w in words[p.url]}
+    paragraphs = paragraph_text(post.html_path(site_dir))
+    mine = words[post.url]
     candidates = []
-    for run in CJK_RUN.findall(paragraph_text(post.html_path(site_dir))):
-        if run not in others and run not in candidates:
-            candidates.append(run)
-    assert len(candidates) >= PHRASES_PER_POST, f"too little Chinese text: {candidates}"
+    for word, after in zip(mine, mine[1:]):
+        phrase = word + after
+        if (
+            len(word) >= 2
+            and len(after) == 1
+            and word not in elsewhere
+            and phrase in paragraphs  # body text, not a heading or code
+            and phrase not in candidates
+        ):
+            candidates.append(phrase)
+    assert len(candidates) >= PHRASES_PER_POST, f"too few words only this post uses: {candidates}"
     # spread over the whole post: one from each part
     step = len(candidates) / PHRASES_PER_POST
     return [candidates[int(step * (i + 0.5))] for i in range(PHRASES_PER_POST)]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import re
@@ -306,7 +307,7 @@ def search_phrases(post: Post, site_dir: Path) -> list[str]:
     paragraphs = paragraph_text(post.html_path(site_dir))
     mine = words[post.url]
     candidates = []
-    for word, after in zip(mine, mine[1:]):
+    for word, after in itertools.pairwise(mine):
         phrase = word + after
         if (
             len(word) >= 2

@@ -45,7 +45,7 @@ def title_of(markdown: str) -> str:
 def script_text(fences: list[Fence]) -> str:
     """The displayed, non-failing fences' code, each block followed by one blank line."""
     shown = [f for f in fences if "source" in f.options and not f.allow_error]
-    return "\n".join(f.code.rstrip("\n") + "\n" for f in shown)
+    return "\n".join(f.code.strip("\n") + "\n" for f in shown)
 
 
 def python_file(fences: list[Fence], *, title: str, url: str) -> bytes:
@@ -159,7 +159,7 @@ def notebook(
                 "execution_count": i + 1 if results else None,
                 "metadata": metadata,
                 "outputs": _outputs(fence, results[i] if results else None),
-                "source": _lines(fence.code.rstrip("\n")),
+                "source": _lines(fence.code.strip("\n")),
             }
         )
         position = fence.end

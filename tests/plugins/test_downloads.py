@@ -18,6 +18,7 @@ Intro text.
 ## First
 
 ```python exec="on" source="above" result="text"
+
 x = 1
 print(x)
 ```
@@ -63,7 +64,10 @@ def build(tmp_path: Path, results=RESULTS):  # noqa: ANN001, ANN201 (test helper
 
 
 def test_python_file_is_the_displayed_code_without_failing_fences(tmp_path: Path) -> None:
-    """The .py holds a comment header, then displayed non-failing fences' code, one blank line apart."""
+    """The .py holds a comment header, then displayed non-failing fences' code, one blank line apart.
+
+    A fence's leading blank line is dropped, as the page's highlighted block drops it.
+    """
     py, _ = build(tmp_path)
     assert py.name == "p.py"
     header, _, body = py.content.decode("utf-8").partition("\n\n")

@@ -28,15 +28,6 @@ shapes = dict(
 )
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny matmuls in a loop: one thread, as the page's worker runs them (no OpenMP spin-waits)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def _qkv(n, d, seed, dtype=torch.float64):
     g = torch.Generator().manual_seed(seed)
     return [torch.randn(n, d, generator=g, dtype=dtype) for _ in range(3)]

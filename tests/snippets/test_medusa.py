@@ -33,15 +33,6 @@ def _random_model(seed, vocab=11):
     return model.eval().double()
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Tiny tensors: one intra-op thread is fastest (the build's workers use one, too)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.fixture(scope="module")
 def trained(one_thread):
     torch.manual_seed(0)

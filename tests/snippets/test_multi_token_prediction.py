@@ -27,15 +27,6 @@ from snippets.multi_token_prediction import (
 SETTINGS = settings(max_examples=25, deadline=None)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny tensors: one thread avoids oversubscribing shared cores (as the page's worker does)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def _model(vocab, n, d, seed):
     torch.manual_seed(seed)
     return MTPModel(vocab, n, d=d, k=3).double()

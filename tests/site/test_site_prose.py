@@ -28,6 +28,7 @@ _WRAP = re.compile(rf"[{CJK}]\n[ \t]*[{CJK}]")
 _INLINE_CODE = re.compile(r"`+[^`\n]*`+")
 _SYNTAX_LINE = re.compile(r"^[ \t]*(?:!!!|\?\?\?\+?|===)[ \t].*$", re.MULTILINE)
 _ASCII_QUOTED = re.compile(rf'"[^"\n]*[{CJK}][^"\n]*"')
+_SPACED_BOLD = re.compile(rf"[{CJK}]\*{{1,2}} +[{CJK}]|[{CJK}] +\*{{1,2}}[{CJK}]")
 _LINK = re.compile(r"\[[^\]]+\]\((?:https?://|\.\./|/)[^)\s]+\)")
 
 
@@ -63,6 +64,16 @@ def test_chinese_quotation_marks(page: Path) -> None:
         f"{relative(page)}:{line_of(text, m.start())}: {m[0]}" for m in _ASCII_QUOTED.finditer(text)
     ]
     assert not where, "use “…” around Chinese text:\n" + "\n".join(where)
+
+
+@pytest.mark.parametrize("page", PAGES, ids=[relative(p) for p in PAGES])
+def test_no_space_around_emphasis_in_chinese(page: Path) -> None:
+    """`**粗体。**正文`, not `**粗体。** 正文`: the space would show between two Chinese characters."""
+    text = _INLINE_CODE.sub("x", prose(page.read_text(encoding="utf-8")))  # `a` ** b is fine
+    where = [
+        f"{relative(page)}:{line_of(text, m.start())}: {m[0]}" for m in _SPACED_BOLD.finditer(text)
+    ]
+    assert not where, "drop the space next to the emphasis marks:\n" + "\n".join(where)
 
 
 def sections(post: Post) -> list[tuple[str, str]]:

@@ -23,6 +23,18 @@ _WRAPPED = re.compile(
 )
 
 
+# latex2mathml writes \log, \sin, ... as a bare <mi>, which sets "log P" as "logP" and
+# "L \log L" as "LlogL". TeX puts a thin space between such an operator and an ordinary
+# symbol on either side (none before an opening parenthesis); so do we. Names under a
+# sub/superscript (<msub><mi>log</mi>...) are left alone: their element takes two children.
+_NAMES = "log|ln|lg|exp|sin|cos|tan|sinh|cosh|tanh|dim|ker|deg"
+_THIN = '<mspace width="0.1667em"></mspace>'
+_SPACE_AFTER = re.compile(
+    rf"(?<!<msub>)(?<!<msup>)(?<!<msubsup>)<mi>(?:{_NAMES})</mi>(?!<mo stretchy=\"false\">&#x00028;)"
+)
+_SPACE_BEFORE = re.compile(rf"(?<=</mi>|</mn>)(?=<mi>(?:{_NAMES})</mi>)")
+
+
 class MathError(ValueError):
     """A formula latex2mathml cannot convert, or converts with a command left over."""
 
@@ -48,7 +60,7 @@ def to_mathml(latex: str, *, display: bool) -> str:
     leftover = re.search(r">\s*(\\[A-Za-z]+)", mathml)
     if leftover:  # latex2mathml passes unknown commands through as text
         raise MathError(latex, f"unknown command {leftover[1]}")
-    return mathml
+    return _SPACE_BEFORE.sub(_THIN, _SPACE_AFTER.sub(lambda m: m[0] + _THIN, mathml))
 
 
 def convert_html(text: str, errors: list[MathError]) -> str:

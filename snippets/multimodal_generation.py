@@ -25,7 +25,9 @@ def shannon_distortion(rate, var: float = 1.0) -> torch.Tensor:
 
 def gap_db(mse, rate, var: float = 1.0) -> torch.Tensor:
     """Distance above the bound in dB: 10·log10(D / D(R)); 6.02 dB is one bit per dimension."""
-    return 10 * torch.log10(torch.as_tensor(mse, dtype=torch.float64) / shannon_distortion(rate, var))
+    return 10 * torch.log10(
+        torch.as_tensor(mse, dtype=torch.float64) / shannon_distortion(rate, var)
+    )
 
 
 # --8<-- [end:bound]
@@ -129,8 +131,16 @@ def perplexity(idx: torch.Tensor, k: int) -> float:
     return 2 ** -(p * torch.log2(p)).sum().item()
 
 
-def online_vq(data, k: int, steps: int, batch: int, decay: float = 0.9, reseed: bool = False,
-              init_scale: float = 0.01, seed: int = 0) -> torch.Tensor:
+def online_vq(
+    data,
+    k: int,
+    steps: int,
+    batch: int,
+    decay: float = 0.9,
+    reseed: bool = False,
+    init_scale: float = 0.01,
+    seed: int = 0,
+) -> torch.Tensor:
     """Minibatch VQ as trained inside a VQ-VAE: only the codes that win move (EMA of their
     assigned means). With reseed, codes that won nothing in a batch jump to a batch sample."""
     g = torch.Generator().manual_seed(seed)
@@ -190,8 +200,12 @@ def train_gaussian_vae(lams, steps: int = 600, batch: int = 512, lr: float = 0.0
 def token_budget(height: int, width: int, tokens: int, codebook: int) -> dict:
     """The most a grid of discrete tokens can carry: tokens·log2 K bits per image."""
     bits = tokens * math.log2(codebook)
-    return {"bits/token": math.log2(codebook), "bits/image": bits,
-            "bits/pixel": bits / (height * width), "bits/value": bits / (height * width * 3)}
+    return {
+        "bits/token": math.log2(codebook),
+        "bits/image": bits,
+        "bits/pixel": bits / (height * width),
+        "bits/value": bits / (height * width * 3),
+    }
 
 
 # --8<-- [end:tokens]

@@ -169,6 +169,26 @@ def test_kmeans_one_dim_two_codes_and_monotone_iterations():
     assert all(a >= b - 1e-12 for a, b in zip(mses, mses[1:], strict=False))
 
 
+def test_kmeans_codewords_are_centroids_of_their_cells():
+    """After convergence each codeword is the plain mean of the samples nearest to it."""
+    g = torch.Generator().manual_seed(3)
+    x = torch.randn(120, 2, generator=g, dtype=torch.float64)
+    cb = kmeans(x, 6, iters=60)
+    ref = _brute_nearest(x, cb)
+    for k in range(6):
+        members = x[ref == k]
+        if len(members):
+            assert torch.allclose(cb[k], members.mean(0), atol=1e-12)
+
+
+def test_online_vq_moves_winning_codes_to_the_data():
+    """One code on data centred at 3: the EMA of batch means forgets its start near 0."""
+    g = torch.Generator().manual_seed(0)
+    data = torch.randn(4096, 2, generator=g, dtype=torch.float64) + 3.0
+    cb = online_vq(data, 1, steps=200, batch=256)
+    assert torch.allclose(cb[0], data.mean(0), atol=0.05)
+
+
 def test_kmeans_rate_distortion_above_bound_and_dimension_helps():
     """Test MSE at 1 bit/dim is above D(1) = 0.25 and falls from d=1 to d=4."""
     g = torch.Generator().manual_seed(1)

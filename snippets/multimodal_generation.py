@@ -222,7 +222,7 @@ def plot_rd(series: dict, rates: torch.Tensor):
         ax1.semilogy(r, d, marker=m, ms=5, lw=1, zorder=3, label=name)  # above the bound's line
         ax2.plot(r, gap_db(d, r), marker=m, ms=5, lw=1, zorder=3)
     ax1.set(ylabel="均方误差 D（每维）", ylim=(1e-5, 1.2))
-    ax1.legend(fontsize=8, loc="lower left")
+    ax1.legend(fontsize=9, loc="lower left")
     ax1.set_title("N(0,1) 信源：各种量化器的率失真点与香农界", fontsize=11)
     ax2.set(xlabel="码率 R（比特/维）", ylabel="高出香农界（dB）", xlim=(0, 8.2))
     ax2.set_title("距离香农界还差多少：每 6.02 dB 相当于 1 比特/维", fontsize=10)

@@ -214,7 +214,7 @@ def token_budget(height: int, width: int, tokens: int, codebook: int) -> dict:
 # --8<-- [start:plot]
 def plot_rd(series: dict, rates: torch.Tensor):
     """Top: MSE vs bits per dimension (log scale) with D(R). Bottom: the gap in dB."""
-    fig, (ax1, ax2) = plt.subplots(2, 1, figsize=(6, 7.4), sharex=True, layout="constrained")
+    fig, (ax1, ax2) = plt.subplots(2, 1, figsize=(5.5, 8.6), sharex=True, layout="constrained")
     ax1.semilogy(rates, shannon_distortion(rates), "k-", lw=2, label="香农界 D(R)=σ²·2^(−2R)")
     ax2.axhline(0, color="k", lw=2)
     for (name, (r, d)), m in zip(series.items(), "osD^vPX", strict=False):
@@ -222,7 +222,7 @@ def plot_rd(series: dict, rates: torch.Tensor):
         ax1.semilogy(r, d, marker=m, ms=5, lw=1, zorder=3, label=name)  # above the bound's line
         ax2.plot(r, gap_db(d, r), marker=m, ms=5, lw=1, zorder=3)
     ax1.set(ylabel="均方误差 D（每维）", ylim=(1e-5, 1.2))
-    ax1.legend(fontsize=9, loc="lower left")
+    fig.legend(fontsize=10, loc="outside lower center", ncols=1)  # below the panels, off the data
     ax1.set_title("N(0,1) 信源：各种量化器的率失真点与香农界", fontsize=11)
     ax2.set(xlabel="码率 R（比特/维）", ylabel="高出香农界（dB）", xlim=(0, 8.2))
     ax2.set_title("距离香农界还差多少：每 6.02 dB 相当于 1 比特/维", fontsize=10)

@@ -139,6 +139,19 @@ def test_entropy_coded_uniform_high_rate_limits():
     assert h_coarse < h and d_coarse > d
 
 
+def test_entropy_coded_uniform_coarse_grid_is_mid_tread():
+    """Step 2: codewords 0, ±2, …, ±10 with cells (−1, 1], (1, 3], …; H from math.erf, MSE by
+    quadrature on that hand-built grid (a grid without 0 as a codeword gives other numbers)."""
+    h, d = entropy_coded_uniform(2.0)
+    edges = [-math.inf] + [float(v) for v in range(-9, 10, 2)] + [math.inf]
+    cdf = [(1 + math.erf(v / math.sqrt(2))) / 2 for v in edges]
+    probs = [hi - lo for lo, hi in zip(cdf, cdf[1:], strict=False) if hi > lo]
+    assert h == pytest.approx(-sum(p * math.log2(p) for p in probs), abs=1e-9)
+    t = torch.arange(-9, 10, 2, dtype=torch.float64)
+    c = torch.arange(-10, 11, 2, dtype=torch.float64)
+    assert d == pytest.approx(_quadrature(t, c)[0], rel=1e-5)
+
+
 def _brute_nearest(x, codebook):
     return torch.stack([((codebook - row) ** 2).sum(1).argmin() for row in x])
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import colorsys
 import io
+import logging
 import re
 import warnings
 
@@ -89,17 +90,38 @@ class MissingGlyphs(Exception):
     """A figure's text has characters that no registered font has."""
 
 
+class _Messages(logging.Handler):
+    """Keeps the messages logged to it."""
+
+    def __init__(self) -> None:
+        super().__init__(level=logging.WARNING)
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.messages.append(record.getMessage())
+
+
 def _svg(figure, salt: str) -> str:  # noqa: ANN001 (a matplotlib Figure)
     import matplotlib
 
     buffer = io.StringIO()
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        with matplotlib.rc_context({"svg.hashsalt": salt}):
-            figure.savefig(buffer, format="svg", metadata={"Date": None})
+    mathtext, logged = logging.getLogger("matplotlib.mathtext"), _Messages()
+    mathtext.addHandler(logged)  # mathtext logs its missing glyphs instead of warning
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            with matplotlib.rc_context({"svg.hashsalt": salt}):
+                figure.savefig(buffer, format="svg", metadata={"Date": None})
+    finally:
+        mathtext.removeHandler(logged)
     missing = sorted({str(w.message) for w in caught if "missing from font" in str(w.message)})
     if missing:
         raise MissingGlyphs("; ".join(missing))
+    if any("does not have a glyph" in m for m in logged.messages):
+        raise MissingGlyphs(
+            "a label with $...$ is drawn wholly by mathtext, whose fonts have no Chinese: "
+            "keep Chinese and $...$ in separate labels; " + "; ".join(sorted(set(logged.messages)))
+        )
     for w in caught:
         warnings.showwarning(w.message, w.category, w.filename, w.lineno)
     return buffer.getvalue()

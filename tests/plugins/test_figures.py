@@ -170,6 +170,26 @@ def test_missing_glyph_fails_the_build(site: Site) -> None:
     assert "docs/p.md" in build.log and "no font can draw" in build.log
 
 
+@pytest.mark.parametrize(("label", "fails"), [("分布 $p_t$", True), ("分布 p_t", False)])
+def test_chinese_in_a_mathtext_label_fails(label: str, fails: bool) -> None:
+    """mathtext draws a whole `$...$` label with fonts that have no Chinese: tofu, so an error."""
+    import matplotlib
+    import matplotlib.pyplot as plt
+
+    from plugins.runnable.figures import RC, MissingGlyphs, capture, register_font
+
+    assert register_font()
+    with matplotlib.rc_context(RC):
+        fig, ax = plt.subplots(figsize=(4, 2))
+        ax.set_title(label)
+        if fails:
+            with pytest.raises(MissingGlyphs, match="mathtext"):
+                capture("salt")
+            plt.close(fig)
+        else:
+            assert len(capture("salt")) == 1
+
+
 def test_command_line_reports_figures(tmp_path: Path) -> None:
     """`python -m plugins.runnable page.md --figures DIR` prints each figure and writes its SVGs."""
     page = tmp_path / "p.md"

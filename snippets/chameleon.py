@@ -63,7 +63,9 @@ def nearest_code(z, codebook):
 
 def kmeans(z, k, *, iters, generator):
     """Lloyd's algorithm: assign to the nearest code, move each code to its cluster's mean."""
-    codebook = z[torch.randperm(len(z), generator=generator)[:k]].clone()  # init: k distinct samples
+    codebook = z[
+        torch.randperm(len(z), generator=generator)[:k]
+    ].clone()  # init: k distinct samples
     for _ in range(iters):
         idx = nearest_code(z, codebook)
         count = torch.bincount(idx, minlength=k).to(z.dtype)  # (K,)
@@ -75,7 +77,7 @@ def kmeans(z, k, *, iters, generator):
 
 def vq_layer(z_e, codebook, *, beta):
     r"""VQ-VAE quantizer. Returns (z_q with straight-through gradient, indices, codebook loss,
-    commitment loss). The forward value of the first output is exactly e_{k(i)}."""
+    commitment loss). The first output's value is e_{k(i)} up to one rounding of z_e + (e - z_e)."""
     idx = nearest_code(z_e.detach(), codebook.detach())
     z_q = codebook[idx]  # (N, d): e_{k(i)}; gradient flows to the codebook
     codebook_loss = F.mse_loss(z_q, z_e.detach())  # ||sg(z_e) - e||^2: moves e toward z_e

@@ -63,9 +63,8 @@ def nearest_code(z, codebook):
 
 def kmeans(z, k, *, iters, generator):
     """Lloyd's algorithm: assign to the nearest code, move each code to its cluster's mean."""
-    codebook = z[
-        torch.randperm(len(z), generator=generator)[:k]
-    ].clone()  # init: k distinct samples
+    # init: k distinct samples
+    codebook = z[torch.randperm(len(z), generator=generator)[:k]].clone()
     for _ in range(iters):
         idx = nearest_code(z, codebook)
         count = torch.bincount(idx, minlength=k).to(z.dtype)  # (K,)

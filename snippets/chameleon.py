@@ -17,6 +17,7 @@ import math
 
 import torch
 import torch.nn.functional as F
+from torch import nn
 
 # --8<-- [end:imports]
 
@@ -86,6 +87,31 @@ def vq_layer(z_e, codebook, *, beta):
 
 
 # --8<-- [end:vq]
+
+
+# --8<-- [start:train]
+def train_vqvae(z, *, k, d, straight_through, beta=0.25, steps=400, batch=256, lr=1e-2, seed=0):
+    """Linear encoder R^{p*p} -> R^d, codebook (k, d), linear decoder; Adam on rec + VQ losses.
+    straight_through=False feeds the decoder e_{k(i)} itself: the reconstruction loss then
+    sends no gradient to the encoder. Returns (encoder, codebook, decoder)."""
+    g = torch.Generator().manual_seed(seed)
+    torch.manual_seed(seed)
+    enc, dec = nn.Linear(z.shape[1], d), nn.Linear(d, z.shape[1])
+    with torch.no_grad():  # data-dependent init: k-means on the first encodings
+        codebook = nn.Parameter(kmeans(enc(z), k, iters=5, generator=g))
+    opt = torch.optim.Adam([*enc.parameters(), *dec.parameters(), codebook], lr=lr)
+    for _ in range(steps):
+        x = z[torch.randint(len(z), (batch,), generator=g)]
+        z_st, idx, codebook_loss, commit_loss = vq_layer(enc(x), codebook, beta=beta)
+        z_q = z_st if straight_through else codebook[idx]
+        loss = F.mse_loss(dec(z_q), x) + codebook_loss + commit_loss
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    return enc, codebook.detach(), dec
+
+
+# --8<-- [end:train]
 
 
 # --8<-- [start:stream]

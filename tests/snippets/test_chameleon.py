@@ -24,6 +24,7 @@ from snippets.chameleon import (
     parse_stream,
     patchify,
     row_entropy,
+    train_vqvae,
     unpatchify,
     vq_layer,
     z_loss,
@@ -308,3 +309,22 @@ def test_z_loss_sees_the_shift_cross_entropy_does_not(seed, shift):
     zd = z.detach()
     ref = 2 * torch.log(torch.exp(zd).sum(-1, keepdim=True)) * torch.softmax(zd, -1) / 4
     torch.testing.assert_close(zl_grad, ref)
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_straight_through_training_beats_training_without_it(seed):
+    """With the STE the tokenizer reconstructs held-out patches better and uses more codes."""
+    gen = torch.Generator().manual_seed(0)
+    z_train = patchify(make_images(256, generator=gen), 4).reshape(-1, 16)
+    z_test = patchify(make_images(64, generator=gen), 4).reshape(-1, 16)
+    results = {}
+    for ste in (True, False):
+        enc, codebook, dec = train_vqvae(
+            z_train, k=32, d=4, straight_through=ste, steps=300, seed=seed
+        )
+        with torch.no_grad():
+            z_st, idx, _, _ = vq_layer(enc(z_test), codebook, beta=0.25)
+            results[ste] = (F.mse_loss(dec(z_st), z_test).item(), len(idx.unique()))
+    assert results[True][0] < 0.8 * results[False][0]
+    assert results[True][1] > results[False][1]
+    assert torch.isfinite(codebook).all() and codebook.shape == (32, 4)

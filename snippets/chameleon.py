@@ -90,6 +90,9 @@ def vq_layer(z_e, codebook, *, beta):
 
 
 # --8<-- [start:train]
+ADAM_BETAS = (0.9, 0.999)
+
+
 def train_vqvae(z, *, k, d, straight_through, beta=0.25, steps=400, batch=256, lr=1e-2, seed=0):
     """Linear encoder R^{p*p} -> R^d, codebook (k, d), linear decoder; Adam on rec + VQ losses.
     straight_through=False feeds the decoder e_{k(i)} itself: the reconstruction loss then
@@ -99,15 +102,22 @@ def train_vqvae(z, *, k, d, straight_through, beta=0.25, steps=400, batch=256, l
     enc, dec = nn.Linear(z.shape[1], d), nn.Linear(d, z.shape[1])
     with torch.no_grad():  # data-dependent init: k-means on the first encodings
         codebook = nn.Parameter(kmeans(enc(z), k, iters=5, generator=g))
-    opt = torch.optim.Adam([*enc.parameters(), *dec.parameters(), codebook], lr=lr)
-    for _ in range(steps):
+    params = [*enc.parameters(), *dec.parameters(), codebook]
+    m, v = [torch.zeros_like(p) for p in params], [torch.zeros_like(p) for p in params]
+    for t in range(1, steps + 1):
         x = z[torch.randint(len(z), (batch,), generator=g)]
         z_st, idx, codebook_loss, commit_loss = vq_layer(enc(x), codebook, beta=beta)
         z_q = z_st if straight_through else codebook[idx]
         loss = F.mse_loss(dec(z_q), x) + codebook_loss + commit_loss
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
+        grads = torch.autograd.grad(loss, params)
+        with (
+            torch.no_grad()
+        ):  # Adam by hand: torch.optim imports torch._dynamo on first use, slow on a cold start
+            for p, m_, v_, g_ in zip(params, m, v, grads, strict=True):
+                m_.lerp_(g_, 1 - ADAM_BETAS[0])  # m_t = b1 m + (1 - b1) g
+                v_.lerp_(g_ * g_, 1 - ADAM_BETAS[1])  # v_t = b2 v + (1 - b2) g^2
+                m_hat, v_hat = m_ / (1 - ADAM_BETAS[0] ** t), v_ / (1 - ADAM_BETAS[1] ** t)
+                p -= lr * m_hat / (v_hat.sqrt() + 1e-8)
     return enc, codebook.detach(), dec
 
 

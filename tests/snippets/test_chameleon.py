@@ -328,3 +328,30 @@ def test_straight_through_training_beats_training_without_it(seed):
     assert results[True][0] < 0.8 * results[False][0]
     assert results[True][1] > results[False][1]
     assert torch.isfinite(codebook).all() and codebook.shape == (32, 4)
+
+
+@pytest.mark.parametrize("ste", [True, False])
+def test_train_vqvae_steps_equal_torch_adam(ste):
+    """The hand-written Adam in train_vqvae gives the parameters torch.optim.Adam gives."""
+    z = patchify(make_images(16, generator=torch.Generator().manual_seed(5)), 4).reshape(-1, 16)
+    enc, codebook, dec = train_vqvae(z, k=8, d=3, straight_through=ste, steps=6, batch=32, seed=3)
+    g = torch.Generator().manual_seed(3)
+    torch.manual_seed(3)
+    enc_r, dec_r = torch.nn.Linear(16, 3), torch.nn.Linear(3, 16)
+    with torch.no_grad():
+        cb_r = torch.nn.Parameter(kmeans(enc_r(z), 8, iters=5, generator=g))
+    opt = torch.optim.Adam([*enc_r.parameters(), *dec_r.parameters(), cb_r], lr=1e-2)
+    for _ in range(6):
+        x = z[torch.randint(len(z), (32,), generator=g)]
+        z_e = enc_r(x)
+        idx = ((z_e.detach()[:, None] - cb_r.detach()[None]) ** 2).sum(-1).argmin(1)
+        e = cb_r[idx]
+        z_in = z_e + (e - z_e).detach() if ste else e
+        loss = F.mse_loss(dec_r(z_in), x) + F.mse_loss(e, z_e.detach())
+        loss = loss + 0.25 * F.mse_loss(z_e, e.detach())
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    torch.testing.assert_close(codebook, cb_r.detach())
+    torch.testing.assert_close(enc.weight, enc_r.weight)
+    torch.testing.assert_close(dec.bias, dec_r.bias)

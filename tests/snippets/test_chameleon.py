@@ -272,6 +272,18 @@ def test_qk_norm_logits_are_bounded(seed, scale):
     assert lg.abs().max() <= gq.abs().max() * gk.abs().max() * math.sqrt(d_h) + 1e-9
 
 
+def test_qk_norm_gains_match_torch_layer_norm():
+    """With gains, the logits equal LN_q(q) . LN_k(k) / sqrt(d_h) built from F.layer_norm."""
+    w_q, w_k, _ = _weights(6)
+    x = torch.randn(5, 16, generator=torch.Generator().manual_seed(6), dtype=torch.float64)
+    gq, gk = torch.randn(2, 4, generator=torch.Generator().manual_seed(7), dtype=torch.float64)
+    q, k = ((x @ w.T).view(5, 4, 4).transpose(0, 1) for w in (w_q, w_k))
+    q, k = F.layer_norm(q, (4,), weight=gq), F.layer_norm(k, (4,), weight=gk)
+    ref = q @ k.transpose(1, 2) / 2.0  # sqrt(d_h) = 2
+    lg = attention_logits(x, w_q, w_k, n_head=4, qk_norm=True, gamma_q=gq, gamma_k=gk)
+    torch.testing.assert_close(lg, ref)
+
+
 def test_entropy_closed_forms_and_saturation():
     """row_entropy: log n for uniform rows, 0 for one-hot; without QK-Norm it falls toward 0 as c grows."""
     assert math.isclose(

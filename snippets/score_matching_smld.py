@@ -63,7 +63,8 @@ def geometric_sigmas(sigma_max: float, sigma_min: float, levels: int) -> list[fl
 
 SIGMAS = geometric_sigmas(20.0, 0.1, 10)  # σ_1 = 20 > the 14.1 between the means
 DATA_MEAN = WEIGHTS @ MEANS  # (2,): E[x]
-DATA_VAR = (WEIGHTS @ (STDS[:, None] ** 2 + MEANS**2) - DATA_MEAN**2).mean().item()  # per coordinate
+# per-coordinate variance of the data: Σ_k π_k (s_k² + μ_k²) − m², averaged over the two axes
+DATA_VAR = (WEIGHTS @ (STDS[:, None] ** 2 + MEANS**2) - DATA_MEAN**2).mean().item()
 
 
 class ScoreNet(torch.nn.Module):
@@ -180,8 +181,9 @@ def plot_fields(net, paths, levels, *, steps, lim=10.0):
     axes.flat[-1].plot(final[:, 0], final[:, 1], "o", color="tab:red", ms=3)
     axes.flat[-1].set_title("最后一级结束时", fontsize=10)
     for ax in axes.flat:
-        ax.set(xlim=(-lim, lim), ylim=(-lim, lim), aspect="equal", xticks=[-5, 0, 5], yticks=[-5, 0, 5])
-    fig.suptitle("学到的 score（箭头）与 p_σ（底色），橙线：退火 Langevin 链在这一级走过的路", fontsize=10)
+        ax.set(xlim=(-lim, lim), ylim=(-lim, lim), aspect="equal")
+        ax.set(xticks=[-5, 0, 5], yticks=[-5, 0, 5])
+    fig.suptitle("学到的 score（箭头）、p_σ（底色）与退火 Langevin 链在这一级的路径", fontsize=10)
     return fig
 
 
@@ -192,7 +194,8 @@ def plot_samples(panels: dict[str, torch.Tensor], lim=9.0, shown=800):
         ax.plot(x[:shown, 0], x[:shown, 1], ".", ms=2, alpha=0.6, color="tab:blue")
         ax.axline((0, 0), slope=-1, color="0.5", lw=0.8, ls="--")
         ax.set_title(f"{name}\n右上占比 {major_fraction(x):.3f}", fontsize=10)
-        ax.set(xlim=(-lim, lim), ylim=(-lim, lim), aspect="equal", xticks=[-5, 0, 5], yticks=[-5, 0, 5])
+        ax.set(xlim=(-lim, lim), ylim=(-lim, lim), aspect="equal")
+        ax.set(xticks=[-5, 0, 5], yticks=[-5, 0, 5])
     fig.suptitle("右上分量的真实权重是 0.8：单一 σ 的 Langevin 得不到它", fontsize=11)
     return fig
 
@@ -206,4 +209,5 @@ if __name__ == "__main__":
     g = torch.Generator().manual_seed(2)
     x0 = torch.rand(2000, 2, generator=g) * 16 - 8
     x, _ = annealed_langevin(net, x0, SIGMAS, eps=0.003, steps=100, generator=g)
-    print(f"final DSM loss {np.mean(losses[-100:]):.3f}, share of the 0.8 component {major_fraction(x):.3f}")
+    print(f"final DSM loss {np.mean(losses[-100:]):.3f}")
+    print(f"share of the 0.8 component after annealed Langevin {major_fraction(x):.3f}")

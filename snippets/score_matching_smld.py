@@ -161,42 +161,40 @@ def _density_image(ax, sigma, lim):
 
 
 def plot_fields(net, paths, levels, *, steps, lim=10.0):
-    """Learned score s_θ(·, σ_i) as arrows over p_σ, with the chains' paths at that level."""
-    fig, axes = plt.subplots(2, 2, figsize=(6, 6.4), layout="constrained")
+    """Learned score s_θ(·, σ_i) as arrows over p_σ, with the chains' paths; one panel per level."""
+    size = (4.0, 3.9 * len(levels) + 0.4)  # ≤ 5.5 in wide: 10 pt text stays ≥ 9 px on a phone
+    fig, axes = plt.subplots(len(levels), 1, figsize=size, layout="constrained")
     t = torch.linspace(-lim + 1, lim - 1, 15)
     xx, yy = torch.meshgrid(t, t, indexing="xy")
     grid = torch.stack([xx.ravel(), yy.ravel()], 1)
-    for ax, i in zip(axes.flat, levels, strict=False):
+    for ax, i in zip(axes, levels, strict=True):
         sigma = SIGMAS[i]
         _density_image(ax, sigma, lim)
         s = net(grid, sigma)
         s = s / s.norm(dim=1, keepdim=True).clamp_min(1e-12) ** 0.5  # √‖s‖: short ones stay visible
         ax.quiver(grid[:, 0], grid[:, 1], s[:, 0], s[:, 1], color="0.35", width=0.006)
         seg = paths[i * steps : (i + 1) * steps + 1].numpy()  # (steps + 1, keep, 2)
-        ax.plot(seg[:, :, 0], seg[:, :, 1], color="tab:orange", lw=0.9)
-        ax.plot(seg[-1, :, 0], seg[-1, :, 1], "o", color="tab:red", ms=3)
+        ax.plot(seg[:, :, 0], seg[:, :, 1], color="tab:orange", lw=0.8)
+        ax.plot(seg[-1, :, 0], seg[-1, :, 1], "o", color="tab:red", ms=4)
         ax.set_title(f"第 {i + 1} 级  σ = {sigma:.2f}", fontsize=10)
-    final = paths[-1].numpy()
-    _density_image(axes.flat[-1], SIGMAS[-1], lim)
-    axes.flat[-1].plot(final[:, 0], final[:, 1], "o", color="tab:red", ms=3)
-    axes.flat[-1].set_title("最后一级结束时", fontsize=10)
-    for ax in axes.flat:
         ax.set(xlim=(-lim, lim), ylim=(-lim, lim), aspect="equal")
         ax.set(xticks=[-5, 0, 5], yticks=[-5, 0, 5])
-    fig.suptitle("学到的 score（箭头）、p_σ（底色）与退火 Langevin 链在这一级的路径", fontsize=10)
+    legend = "箭头：学到的 score；底色：p_σ\n橙线：链在这一级的路径；红点：这一级的终点"
+    fig.suptitle(legend, fontsize=10)
     return fig
 
 
 def plot_samples(panels: dict[str, torch.Tensor], lim=9.0, shown=800):
-    """One scatter per sampler (its first `shown` points); the title: share of all points."""
-    fig, axes = plt.subplots(2, 2, figsize=(6, 6.4), layout="constrained", sharex=True, sharey=True)
-    for ax, (name, x) in zip(axes.flat, panels.items(), strict=False):
+    """One scatter per sampler (its first `shown` points), stacked; the title: share of all points."""
+    size = (3.4, 3.35 * len(panels) + 0.3)  # panels stacked, not side by side
+    fig, axes = plt.subplots(len(panels), 1, figsize=size, layout="constrained")
+    for ax, (name, x) in zip(axes, panels.items(), strict=True):
         ax.plot(x[:shown, 0], x[:shown, 1], ".", ms=2, alpha=0.6, color="tab:blue")
         ax.axline((0, 0), slope=-1, color="0.5", lw=0.8, ls="--")
-        ax.set_title(f"{name}\n右上占比 {major_fraction(x):.3f}", fontsize=10)
+        ax.set_title(f"{name}：右上占比 {major_fraction(x):.3f}", fontsize=10)
         ax.set(xlim=(-lim, lim), ylim=(-lim, lim), aspect="equal")
         ax.set(xticks=[-5, 0, 5], yticks=[-5, 0, 5])
-    fig.suptitle("右上分量的真实权重是 0.8：单一 σ 的 Langevin 得不到它", fontsize=11)
+    fig.suptitle("右上分量的真实权重是 0.8", fontsize=10)
     return fig
 
 

@@ -262,14 +262,15 @@ def test_trained_net_matches_the_analytic_score(trained):
 
 
 def test_figures_draw(trained):
-    """Both figure helpers return a figure with four panels."""
+    """One stacked panel per level / per sampler, no wider than a phone column allows."""
     net, _ = trained
     g = torch.Generator().manual_seed(0)
     x0 = torch.rand(100, 2, generator=g) * 16 - 8
     x, paths = annealed_langevin(net, x0, SIGMAS, eps=0.003, steps=5, generator=g, keep=3)
-    for fig in (
-        plot_fields(net, paths, [2, 4, 9], steps=5),
-        plot_samples({"a": x, "b": x0, "c": x, "d": x0}),
+    for fig, panels in (
+        (plot_fields(net, paths, [2, 4, 9], steps=5), 3),
+        (plot_samples({"a": x, "b": x0, "c": x, "d": x0}), 4),
     ):
-        assert len(fig.axes) == 4
+        assert len(fig.axes) == panels
+        assert fig.get_figwidth() <= 5.5  # a 390 px phone shows it at ≥ 9 px per 10 pt
         plt.close(fig)

@@ -77,6 +77,29 @@ def test_packed_layer_equals_each_image_alone(grids, seed):
         torch.testing.assert_close(packed[a:b], alone, rtol=0, atol=1e-12)
 
 
+def test_layer_matches_explicit_attention():
+    """One layer, recomputed by hand: rotation matrices on q and k, per-head softmax over same-image keys."""
+    torch.manual_seed(1)
+    layer = PackedViTLayer(8, 2).double()
+    grids = [(2, 3), (3, 2)]
+    pos = [(b, r, c) for b, (h, w) in enumerate(grids) for r in range(h) for c in range(w)]
+    x = torch.randn(len(pos), 8, dtype=torch.float64)
+    cu = torch.tensor([0, 6, 12])
+    with torch.no_grad():
+        got = layer(x, rope_2d(grids, 4), block_diagonal_mask(cu))
+        q, k, v = layer.wqkv(layer.norm0(x)).view(len(pos), 3, 2, 4).unbind(1)
+        heads = []
+        for h in range(2):
+            qr = torch.stack([_rotation_oracle(q[t, h], r, c) for t, (_, r, c) in enumerate(pos)])
+            kr = torch.stack([_rotation_oracle(k[t, h], r, c) for t, (_, r, c) in enumerate(pos)])
+            scores = qr @ kr.T / 2.0  # sqrt(head_dim = 4)
+            same = torch.tensor([[a[0] == b[0] for b in pos] for a in pos])
+            heads.append(scores.masked_fill(~same, -math.inf).softmax(-1) @ v[:, h])
+        y = x + layer.wo(torch.cat(heads, dim=-1))
+        expected = y + layer.mlp(layer.norm1(y))
+    torch.testing.assert_close(got, expected, rtol=0, atol=1e-12)
+
+
 def test_toy_moonvit_packed_equals_one_image_at_a_time():
     """The whole encoder (pos-embedding resize, RoPE, mask) gives each image the features it gets alone."""
     torch.manual_seed(0)

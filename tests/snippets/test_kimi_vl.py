@@ -100,6 +100,44 @@ def test_layer_matches_explicit_attention():
     torch.testing.assert_close(got, expected, rtol=0, atol=1e-12)
 
 
+def _bicubic_matrix(n_in, n_out, A=-0.75):
+    """(n_out, n_in) weights of 1-D bicubic resampling (Keys, a = -0.75, half-pixel centres, edge clamp)."""
+    W = torch.zeros(n_out, n_in, dtype=torch.float64)
+    for o in range(n_out):
+        real = (o + 0.5) * n_in / n_out - 0.5  # source coordinate of output sample o
+        i0 = math.floor(real)
+        t = real - i0
+        taps = [
+            ((A * (t + 1) - 5 * A) * (t + 1) + 8 * A) * (t + 1) - 4 * A,  # |x| in [1, 2)
+            ((A + 2) * t - (A + 3)) * t * t + 1,  # |x| in [0, 1)
+            ((A + 2) * (1 - t) - (A + 3)) * (1 - t) ** 2 + 1,
+            ((A * (2 - t) - 5 * A) * (2 - t) + 8 * A) * (2 - t) - 4 * A,
+        ]
+        for k, weight in enumerate(taps):
+            W[o, min(max(i0 - 1 + k, 0), n_in - 1)] += weight
+    return W
+
+
+@settings(max_examples=10, deadline=None)
+@given(st.lists(st.tuples(st.integers(1, 9), st.integers(1, 9)), min_size=1, max_size=3))
+def test_pos_embedding_is_a_bicubic_resize_of_the_table(grids):
+    """Each image gets the 5×5 table resampled separably (rows, then columns) to its (h, w), row-major."""
+    torch.manual_seed(0)
+    vit = ToyMoonViT(patch=4, d_model=6, n_head=2, pos_grid=5).double()
+    with torch.no_grad():
+        got = vit.pos_embedding(grids)
+        table = vit.pos  # (5, 5, D)
+        expected = torch.cat(
+            [
+                torch.einsum(
+                    "ri,cj,ijd->rcd", _bicubic_matrix(5, h), _bicubic_matrix(5, w), table
+                ).reshape(h * w, -1)
+                for h, w in grids
+            ]
+        )
+    torch.testing.assert_close(got, expected, rtol=0, atol=1e-12)
+
+
 def test_toy_moonvit_packed_equals_one_image_at_a_time():
     """The whole encoder (pos-embedding resize, RoPE, mask) gives each image the features it gets alone."""
     torch.manual_seed(0)
@@ -112,6 +150,14 @@ def test_toy_moonvit_packed_equals_one_image_at_a_time():
     assert grids == [(2, 3), (5, 5)]
     alone = torch.cat([vit([img])[0] for img in images])
     torch.testing.assert_close(feats, alone, rtol=0, atol=1e-12)
+    # the encoder ends in a LayerNorm (weight 1, bias 0 at init): each token has mean 0, variance ≈ 1
+    torch.testing.assert_close(feats.mean(-1), torch.zeros(len(feats), dtype=torch.float64))
+    torch.testing.assert_close(
+        feats.var(-1, unbiased=False),
+        torch.ones(len(feats), dtype=torch.float64),
+        atol=1e-3,
+        rtol=0,
+    )
     # at the table's own size the bicubic resize is the identity
     torch.testing.assert_close(
         vit.pos_embedding([(5, 5)]), vit.pos.reshape(25, 16), rtol=0, atol=1e-6

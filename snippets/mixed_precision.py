@@ -26,18 +26,21 @@ FORMATS = {"fp32": (8, 23), "fp16": (5, 10), "bf16": (8, 7)}  # (exponent bits, 
 def decode(bits: int, exp_bits: int, man_bits: int) -> float:
     r"""The value of a bit pattern: $(-1)^s \cdot 2^{e-b} \cdot 1.m$, or $2^{1-b} \cdot 0.m$ if e = 0."""
     bias = 2 ** (exp_bits - 1) - 1
-    s, e, m = bits >> (exp_bits + man_bits), (bits >> man_bits) & (2**exp_bits - 1), bits & (2**man_bits - 1)
+    s = bits >> (exp_bits + man_bits)
+    e = (bits >> man_bits) & (2**exp_bits - 1)
+    m = bits & (2**man_bits - 1)
     if e == 2**exp_bits - 1:  # all-ones exponent: inf (m = 0) or NaN
         return (-math.inf if s else math.inf) if m == 0 else math.nan
+    sign = -1.0 if s else 1.0  # a float, so that -0.0 keeps its sign
     if e == 0:  # subnormal: no implicit 1, exponent pinned at 1 - bias
-        return (-1) ** s * m * 2.0 ** (1 - bias - man_bits)
-    return (-1) ** s * (1 + m / 2**man_bits) * 2.0 ** (e - bias)
+        return sign * m * 2.0 ** (1 - bias - man_bits)
+    return sign * (1 + m / 2**man_bits) * 2.0 ** (e - bias)
 
 
 def fields(bits: int, exp_bits: int, man_bits: int) -> str:
     """'s eeeee mmmmmmmmmm': a bit pattern split into sign, exponent and mantissa."""
     b = format(bits, f"0{1 + exp_bits + man_bits}b")
-    return f"{b[0]} {b[1:1 + exp_bits]} {b[1 + exp_bits:]}"
+    return f"{b[0]} {b[1 : 1 + exp_bits]} {b[1 + exp_bits :]}"
 
 
 def limits(exp_bits: int, man_bits: int) -> dict[str, float]:
@@ -129,7 +132,9 @@ def fp16_hard_cases() -> np.ndarray:
 class LossScaler:
     """Dynamic loss scaling by hand, with the interface, defaults and rules of torch.amp.GradScaler."""
 
-    def __init__(self, init_scale=2.0**16, growth_factor=2.0, backoff_factor=0.5, growth_interval=2000):
+    def __init__(
+        self, init_scale=2.0**16, growth_factor=2.0, backoff_factor=0.5, growth_interval=2000
+    ):
         self._scale = float(np.float32(init_scale))  # GradScaler keeps S in a float32 tensor
         self.growth_factor, self.backoff_factor = growth_factor, backoff_factor
         self.growth_interval = growth_interval
@@ -166,8 +171,9 @@ class LossScaler:
         else:
             self._good_steps += 1
             if self._good_steps == self.growth_interval:  # growth_interval clean steps in a row
-                grown = np.float32(self._scale * self.growth_factor)
-                if np.isfinite(grown):  # S itself never grows to inf
+                with np.errstate(over="ignore"):  # float32 rounding may overflow to inf ...
+                    grown = np.float32(self._scale * self.growth_factor)
+                if np.isfinite(grown):  # ... and then S keeps its value
                     self._scale = float(grown)
                 self._good_steps = 0
         self._found_inf = None
@@ -184,8 +190,10 @@ def make_toy(seed: int = 0, n: int = 256, dim: int = 16, width: int = 64):
     y = torch.tanh(X @ torch.randn(dim, 1, generator=g))
     torch.manual_seed(seed)
     model = torch.nn.Sequential(
-        torch.nn.Linear(dim, width), torch.nn.Tanh(),
-        torch.nn.Linear(width, width), torch.nn.Tanh(),
+        torch.nn.Linear(dim, width),
+        torch.nn.Tanh(),
+        torch.nn.Linear(width, width),
+        torch.nn.Tanh(),
         torch.nn.Linear(width, 1),
     )
     return X, y, model
@@ -210,7 +218,8 @@ def all_gradients(model, X, y) -> torch.Tensor:
         h.retain_grad()  # keep dL/dh of this intermediate
         outs.append(h)
     torch.nn.functional.mse_loss(h, y).backward()
-    return torch.cat([o.grad.flatten() for o in outs] + [p.grad.flatten() for p in model.parameters()])
+    grads = [o.grad for o in outs] + [p.grad for p in model.parameters()]
+    return torch.cat([t.flatten() for t in grads])
 
 
 def train_amp(model, X, y, scaler, *, steps: int, lr: float = 0.05, inject_inf_at: int = -1):
@@ -221,8 +230,9 @@ def train_amp(model, X, y, scaler, *, steps: int, lr: float = 0.05, inject_inf_a
         opt.zero_grad()
         with torch.autocast("cpu", dtype=torch.float16):  # matmuls in fp16, params stay fp32
             loss = torch.nn.functional.mse_loss(model(X), y)
+        scaled = scaler.scale(loss)  # the scale is read after scale(): GradScaler makes it lazily
         scale = scaler.get_scale()
-        scaler.scale(loss).backward()
+        scaled.backward()
         if step == inject_inf_at:
             model[0].weight.grad[0, 0] = math.inf  # an overflow we place ourselves
         before = [p.detach().clone() for p in model.parameters()]
@@ -239,30 +249,33 @@ def train_amp(model, X, y, scaler, *, steps: int, lr: float = 0.05, inject_inf_a
 # --8<-- [start:plot]
 def plot_underflow(g: torch.Tensor, scale: float):
     """Top: the three formats on a log2 axis. Bottom: log2|g| before and after ×scale."""
-    fig, (top, bot) = plt.subplots(2, 1, figsize=(6, 6.2), layout="constrained", height_ratios=[1, 1.6])
+    fig, (top, bot) = plt.subplots(2, 1, figsize=(6, 6.2), height_ratios=[1, 1.6])
+    fig.set_layout_engine("constrained")
     for row, (name, (e, m)) in enumerate(FORMATS.items()):
         lim = limits(e, m)
         lo, mid, hi = (math.log2(lim[k]) for k in ("min_subnormal", "min_normal", "max"))
         top.plot([lo, mid], [row, row], color=f"C{row}", lw=3, alpha=0.45)  # subnormals: thin
         top.plot([mid, hi], [row, row], color=f"C{row}", lw=9, solid_capstyle="butt")
-        top.annotate(f"{name}: 2^{lo:.0f} … 2^{hi:.0f}", (hi, row), xytext=(-4, 9),
-                     textcoords="offset points", ha="right", fontsize=9)
+        label = f"{name}: 2^{lo:.0f} … 2^{hi:.0f}"
+        top.annotate(label, (hi, row), (-4, 9), textcoords="offset points", ha="right", fontsize=9)
     a = g[g != 0].abs().double().log2().numpy()
     top.axvspan(a.min(), a.max(), color="gray", alpha=0.2)
     top.text((a.min() + a.max()) / 2, 2.45, "本例梯度", ha="center", fontsize=9)
     top.set(yticks=[], ylim=(-0.6, 2.8), xlabel="log2(数值)")
     top.set_title("三种格式能表示的量级（粗：正规数，细：次正规数）", fontsize=11)
 
-    bins = np.arange(-40, 20.5, 0.5)
+    bins, k = np.arange(-40, 20.5, 0.5), math.log2(scale)
     bot.hist(a, bins=bins, color="C0", alpha=0.6, label="原始梯度")
-    bot.hist(a + math.log2(scale), bins=bins, color="C1", alpha=0.6, label=f"× 2^{math.log2(scale):.0f} 之后")
+    bot.hist(a + k, bins=bins, color="C1", alpha=0.6, label=f"× 2^{k:.0f} 之后")
     fp16 = limits(*FORMATS["fp16"])
-    bot.axvspan(-40, math.log2(fp16["min_subnormal"]) - 1, color="C3", alpha=0.15, label="fp16 下溢为 0")
-    bot.axvspan(math.log2(fp16["min_subnormal"]) - 1, math.log2(fp16["min_normal"]), color="C3",
-                alpha=0.06, label="fp16 次正规数（有效位变少）")
-    bot.axvline(math.log2(fp16["max"]), color="C3", ls="--", lw=1, label=f"fp16 最大值 {fp16['max']:.0f}")
+    zero, normal = math.log2(fp16["min_subnormal"]) - 1, math.log2(fp16["min_normal"])  # -25, -14
+    bot.axvspan(-40, zero, color="C3", alpha=0.15, label="fp16 下溢为 0")
+    bot.axvspan(zero, normal, color="C3", alpha=0.06, label="fp16 次正规数（有效位变少）")
+    bot.axvline(
+        math.log2(fp16["max"]), color="C3", ls="--", lw=1, label=f"fp16 最大值 {fp16['max']:.0f}"
+    )
     bot.set(xlim=(-40, 20), xlabel="log2|g|", ylabel="个数")
-    bot.set_title(f"乘以 2^{math.log2(scale):.0f}：梯度整体移进 fp16 的正规数区间", fontsize=11)
+    bot.set_title(f"乘以 2^{k:.0f}：梯度整体移进 fp16 的正规数区间", fontsize=11)
     bot.legend(fontsize=8, loc="upper left")
     return fig
 
@@ -274,4 +287,5 @@ if __name__ == "__main__":
     torch.set_num_threads(1)
     X, y, model = make_toy()
     g = all_gradients(pretrain(model, X, y), X, y)
-    print(f"{g.numel()} gradients; fp16 flushes {(fp32_to_fp16_bits(g.numpy()) & 0x7FFF == 0).mean():.2%}")
+    zero = fp32_to_fp16_bits(g.numpy()) & 0x7FFF == 0
+    print(f"{g.numel()} gradients; {zero.mean():.2%} of them are 0 in fp16")

@@ -308,7 +308,9 @@ def test_skip_backoff_and_growth():
     assert log[0] == (2.0**16, False)
     assert log[1][0] == 2.0**15 and log[2][0] == 2.0**15 and log[1][1] and log[2][1]
     assert scaler.get_scale() == 2.0**16
-    assert not all(torch.equal(p, q) for p, q in zip(model.parameters(), before.parameters()))
+    assert not all(
+        torch.equal(p, q) for p, q in zip(model.parameters(), before.parameters(), strict=True)
+    )
 
 
 def test_first_step_skipped_leaves_params():

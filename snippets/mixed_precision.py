@@ -249,34 +249,36 @@ def train_amp(model, X, y, scaler, *, steps: int, lr: float = 0.05, inject_inf_a
 # --8<-- [start:plot]
 def plot_underflow(g: torch.Tensor, scale: float):
     """Top: the three formats on a log2 axis. Bottom: log2|g| before and after ×scale."""
-    fig, (top, bot) = plt.subplots(2, 1, figsize=(6, 6.2), height_ratios=[1, 1.6])
+    fig, (top, bot) = plt.subplots(2, 1, figsize=(5.0, 7.0), height_ratios=[1, 1.7])
     fig.set_layout_engine("constrained")
     for row, (name, (e, m)) in enumerate(FORMATS.items()):
         lim = limits(e, m)
         lo, mid, hi = (math.log2(lim[k]) for k in ("min_subnormal", "min_normal", "max"))
         top.plot([lo, mid], [row, row], color=f"C{row}", lw=3, alpha=0.45)  # subnormals: thin
         top.plot([mid, hi], [row, row], color=f"C{row}", lw=9, solid_capstyle="butt")
-        label = f"{name}: 2^{lo:.0f} … 2^{hi:.0f}"
-        top.annotate(label, (hi, row), (-4, 9), textcoords="offset points", ha="right", fontsize=9)
+        mant, ex = f"{lim['max']:.1e}".split("e")  # 65504 stays as is, 3.4e+38 as 3.4 × 10^38
+        biggest = f"{lim['max']:.0f}" if hi < 20 else f"${mant} \\times 10^{{{int(ex)}}}$"
+        label = f"{name}: $2^{{{lo:.0f}}}$ … {biggest}"  # smallest subnormal … max
+        top.annotate(label, (hi, row), (0, 9), textcoords="offset points", ha="right", fontsize=10)
     a = g[g != 0].abs().double().log2().numpy()
     top.axvspan(a.min(), a.max(), color="gray", alpha=0.2)
-    top.text((a.min() + a.max()) / 2, 2.45, "本例梯度", ha="center", fontsize=9)
+    top.text((a.min() + a.max()) / 2, 2.45, "本例梯度", ha="center", fontsize=10)
     top.set(yticks=[], ylim=(-0.6, 2.8), xlabel="log2(数值)")
-    top.set_title("三种格式能表示的量级（粗：正规数，细：次正规数）", fontsize=11)
+    top.set_title("三种格式能表示的量级\n（粗线：正规数，细线：次正规数）", fontsize=11)
 
     bins, k = np.arange(-40, 20.5, 0.5), math.log2(scale)
     bot.hist(a, bins=bins, color="C0", alpha=0.6, label="原始梯度")
-    bot.hist(a + k, bins=bins, color="C1", alpha=0.6, label=f"× 2^{k:.0f} 之后")
+    bot.hist(a + k, bins=bins, color="C1", alpha=0.6, label=f"乘以 2^{k:.0f} 之后")
     fp16 = limits(*FORMATS["fp16"])
     zero, normal = math.log2(fp16["min_subnormal"]) - 1, math.log2(fp16["min_normal"])  # -25, -14
     bot.axvspan(-40, zero, color="C3", alpha=0.15, label="fp16 下溢为 0")
-    bot.axvspan(zero, normal, color="C3", alpha=0.06, label="fp16 次正规数（有效位变少）")
+    bot.axvspan(zero, normal, color="C3", alpha=0.06, label="fp16 次正规数")
     bot.axvline(
         math.log2(fp16["max"]), color="C3", ls="--", lw=1, label=f"fp16 最大值 {fp16['max']:.0f}"
     )
-    bot.set(xlim=(-40, 20), xlabel="log2|g|", ylabel="个数")
+    bot.set(xlim=(-40, 20), xlabel="$\\log_2|g|$", ylabel="个数")
     bot.set_title(f"乘以 2^{k:.0f}：梯度整体移进 fp16 的正规数区间", fontsize=11)
-    bot.legend(fontsize=8, loc="upper left")
+    bot.legend(fontsize=10, loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=2)
     return fig
 
 

@@ -7,6 +7,7 @@ torch._amp_update_scale_, and plain fp32 autograd.
 
 import copy
 import math
+import platform
 from fractions import Fraction
 
 import matplotlib.pyplot as plt
@@ -145,6 +146,19 @@ def test_specials(name):
     u = [0, 0x80000000, 0x7F800000, 0xFF800000, 1, 0x807FFFFF, 0x00400000]
     u += [0x7F800001, 0x7FC00000, 0xFFC00001, 0x7FFFFFFF, 0x7F812345, 0xFFFFFFFF]
     assert_same_as_torch(np.array(u, dtype=np.uint32), name)
+
+
+@pytest.mark.skipif(
+    platform.machine().lower() not in ("x86_64", "amd64"), reason="x86's F16C conversion"
+)
+def test_fp16_nan_bits_match_x86_hardware():
+    """On x86 torch converts to fp16 with F16C/AVX-512 (vcvtps2ph), which keeps a NaN's sign and
+    top 9 payload bits and sets the quiet bit: the post says our NaNs are bit-equal there."""
+    rng = np.random.default_rng(1)
+    payload = rng.integers(1, 2**23, size=4096, dtype=np.uint32)
+    sign = rng.integers(0, 2, size=4096, dtype=np.uint32) << 31
+    u = sign | 0x7F800000 | payload  # every one a NaN, quiet or signalling
+    assert np.array_equal(fp32_to_fp16_bits(u.view(np.float32)), torch_bits(u, "fp16"))
 
 
 uint32_arrays = arrays(np.uint32, st.integers(1, 64), elements=st.integers(0, 2**32 - 1))

@@ -216,7 +216,10 @@ def brute_resize(
 
 
 # --8<-- [start:demo]
-def demo_screen(H=800, W=1280, button=(412, 930, 36, 120)) -> np.ndarray:
+BUTTON = (412, 560, 36, 120)  # top, left, height, width on the demo screen
+
+
+def demo_screen(H=800, W=1280, button=BUTTON) -> np.ndarray:
     """A flat grey 'desktop' (H, W, 3) in [0, 1] with one red button at (top, left, h, w)."""
     img = np.full((H, W, 3), 0.92)
     img[:40] = 0.75  # title bar
@@ -245,14 +248,14 @@ def plot_click(img, resized, out_xy, *, factor=IMAGE_FACTOR):
         ax.axvline(gx, color="0.55", lw=0.3)
     for gy in np.arange(0, h_bar + 1, factor) * H / h_bar:
         ax.axhline(gy, color="0.55", lw=0.3)
-    ax.plot(*right, "o", ms=9, mfc="none", mec="C0", mew=2, label="按 1.5 约定：x·W/w̄")
-    ax.plot(*wrong, "x", ms=9, color="C1", mew=2.5, label="误当 0–1000 相对坐标：x·W/1000")
+    ax.plot(*right, "o", ms=11, mfc="none", mec="C0", mew=2.5, label="按 1.5 约定：x·W/w̄")
+    ax.plot(*wrong, "x", ms=11, color="C1", mew=3, label="误当 0–1000 相对坐标：x·W/1000")
     ax.set(xlim=(0, W), ylim=(H, 0), xlabel="屏幕 x（像素）", ylabel="屏幕 y（像素）")
-    ax.legend(loc="lower left", fontsize=9)
+    ax.legend(loc="lower left", fontsize=10)
     ax.set_title(
         f"同一个输出 {tuple(out_xy)}，两种坐标约定落在两处\n"
         f"（网格：缩放到 {w_bar}×{h_bar} 后的 28 像素格）",
-        fontsize=10,
+        fontsize=11,
     )
     return fig
 

@@ -163,10 +163,11 @@ def test_smart_resize_equals_exact_search_except_at_float_ties(h, w, budget):
         (38, 38, QWEN2_VL, (56, 56), (84, 84)),  # 56² == 56·56 exactly
         (1050, 1680, UI_TARS, (1064, 1680), (1064, 1680)),  # 1050 = 28·37.5: tie to even
         (1078, 1680, UI_TARS, (1064, 1680), (1064, 1680)),  # 1078 = 28·38.5: tie to even
+        (3571, 3572, UI_TARS, (3584, 3584), (3584, 3584)),  # 3584² == MAX_PIXELS: kept, no shrink
     ],
 )
 def test_known_ties(h, w, budget, exact, got):
-    """The tie cases shown on the page, pinned."""
+    """Ties and budget edges, pinned (the first four are shown on the page)."""
     assert brute_resize(h, w, **budget) == exact and smart_resize(h, w, **budget) == got
 
 

@@ -199,7 +199,8 @@ def brute_resize(
         return max(factor, k * factor)
 
     def shrink(n, m):  # largest k·factor <= n/β = n·sqrt(max/(n·m))  <=>  (k·factor)²·m <= n·max
-        return max(k for k in range(n // factor + 1) if (k * factor) ** 2 * m <= n * max_pixels)
+        # k can exceed n // factor: when h·w <= max < h̄·w̄, β < 1 and this branch enlarges a side
+        return next(k for k in range(10**6) if ((k + 1) * factor) ** 2 * m > n * max_pixels)
 
     def grow(n, m):  # smallest k·factor >= n·β = n·sqrt(min/(n·m))  <=>  (k·factor)²·m >= n·min
         return next(k for k in range(1, 10**6) if (k * factor) ** 2 * m >= n * min_pixels)
@@ -242,7 +243,7 @@ def plot_click(img, resized, out_xy, *, factor=IMAGE_FACTOR):
     (H, W), (h_bar, w_bar) = img.shape[:2], resized
     right = model_to_screen(*out_xy, resized=resized, screen=(H, W))
     wrong = model_to_screen(*out_xy, resized=resized, screen=(H, W), relative=True)
-    fig, ax = plt.subplots(figsize=(6, 4.3), layout="constrained")
+    fig, ax = plt.subplots(figsize=(5.4, 4.6), layout="constrained")  # <= 5.5 in: phone width
     ax.imshow(img, extent=(0, W, H, 0), interpolation="nearest")
     for gx in np.arange(0, w_bar + 1, factor) * W / w_bar:  # one cell = one visual token
         ax.axvline(gx, color="0.55", lw=0.3)
@@ -251,7 +252,7 @@ def plot_click(img, resized, out_xy, *, factor=IMAGE_FACTOR):
     ax.plot(*right, "o", ms=11, mfc="none", mec="C0", mew=2.5, label="按 1.5 约定：x·W/w̄")
     ax.plot(*wrong, "x", ms=11, color="C1", mew=3, label="误当 0–1000 相对坐标：x·W/1000")
     ax.set(xlim=(0, W), ylim=(H, 0), xlabel="屏幕 x（像素）", ylabel="屏幕 y（像素）")
-    ax.legend(loc="lower left", fontsize=10)
+    fig.legend(loc="outside lower center", fontsize=10)  # below the axes, off the screenshot
     ax.set_title(
         f"同一个输出 {tuple(out_xy)}，两种坐标约定落在两处\n"
         f"（网格：缩放到 {w_bar}×{h_bar} 后的 28 像素格）",

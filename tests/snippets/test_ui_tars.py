@@ -33,9 +33,13 @@ SETTINGS = settings(max_examples=60, deadline=None)
 QWEN2_VL = {"min_pixels": 56 * 56, "max_pixels": 28 * 28 * 1280}  # transformers' defaults
 UI_TARS = {"min_pixels": MIN_PIXELS, "max_pixels": MAX_PIXELS}
 
-# printable text plus the three control characters a typed string plausibly holds
+# printable text plus the three control characters a typed string plausibly holds, drawn often
+# from the characters that break naive parsers (a quote or backslash next to a comma, say)
+TRICKY = "'\"\\\n\r\t(),= "
 text = st.text(
-    st.characters(blacklist_categories=("Cc", "Cs"), whitelist_characters="\n\r\t"), max_size=20
+    st.sampled_from(TRICKY)
+    | st.characters(blacklist_categories=("Cc", "Cs"), whitelist_characters="\n\r\t"),
+    max_size=20,
 )
 point = st.tuples(st.integers(0, 9999), st.integers(0, 9999))
 
@@ -77,6 +81,9 @@ def test_parse_after_print_is_identity(a):
 
 CANONICAL = {  # the grammar's canonical strings, written as regexes independently of the module
     "click": r"click\(start_box='\(P,P\)'\)",
+    "left_double": r"left_double\(start_box='\(P,P\)'\)",
+    "right_single": r"right_single\(start_box='\(P,P\)'\)",
+    "call_user": r"call_user\(\)",
     "drag": r"drag\(start_box='\(P,P\)', end_box='\(P,P\)'\)",
     "scroll": r"scroll\(start_box='\(P,P\)', direction='(up|down|left|right)'\)",
     "type": r"type\(content='S'\)",
@@ -119,6 +126,24 @@ def test_reference_spellings_of_one_click():
     s = r"""type(content='say \"hi\", it\'s 5\\6\n')"""  # \" is accepted, printed unescaped
     assert parse_action(s).args["content"] == ast.literal_eval(s[len("type(content=") : -1])
     assert format_action(parse_action(s)) == r"""type(content='say "hi", it\'s 5\\6\n')"""
+    s = r"type(content='a\tb')"  # \t is accepted too, and printed as a raw tab
+    assert parse_action(s).args["content"] == ast.literal_eval(s[len("type(content=") : -1])
+    assert format_action(parse_action(s)) == "type(content='a\tb')"
+
+
+@pytest.mark.parametrize(
+    "s, key, value",
+    [  # an escaped quote or backslash right before the closing quote, a comma or another key
+        (r"type(content='it\', said')", "content", "it', said"),
+        (r"type(content='\\')", "content", "\\"),
+        (r"type(content='a\\\', b=\'c')", "content", "a\\', b='c"),
+        (r"finished(content='\'')", "content", "'"),
+    ],
+)
+def test_escapes_next_to_delimiters(s, key, value):
+    """Hand-written canonical strings: value as Python reads the literal; printing gives s back."""
+    assert ast.literal_eval(s[s.index("=") + 1 : -1]) == value
+    assert parse_action(s).args == {key: value} and format_action(parse_action(s)) == s
 
 
 @pytest.mark.parametrize(
@@ -149,11 +174,33 @@ sides = st.integers(1, 20000)
 def test_smart_resize_equals_exact_search_except_at_float_ties(h, w, budget):
     """Float rule == exact integer search, or differs by one factor exactly on a tie."""
     assume(max(h, w) / min(h, w) <= 200)
+    check_against_exact(h, w, budget)
+
+
+def check_against_exact(h, w, budget):
     got, exact = smart_resize(h, w, **budget), brute_resize(h, w, **budget)
     for g, e, n, m in ((got[0], exact[0], h, w), (got[1], exact[1], w, h)):
         if g != e:  # then the exact value n·β sits on a multiple of 28 and floats break the tie
             assert abs(g - e) == IMAGE_FACTOR
             assert e**2 * m in (n * budget["max_pixels"], n * budget["min_pixels"])
+
+
+@st.composite
+def near_budget(draw):
+    """(h, w, budget) with h·w within a few rows of max_pixels, where β < 1 can happen."""
+    budget = draw(st.sampled_from([UI_TARS, QWEN2_VL]))
+    h = draw(st.integers(IMAGE_FACTOR, 3600))
+    w0 = budget["max_pixels"] // h
+    return h, draw(st.integers(max(1, w0 - 40), w0 + 40)), budget
+
+
+@SETTINGS
+@given(near_budget())
+def test_smart_resize_equals_exact_search_near_the_budget(case):
+    """Same property where h·w <= max < h̄·w̄ is common (the shrink branch then enlarges)."""
+    h, w, budget = case
+    assume(max(h, w) / min(h, w) <= 200)
+    check_against_exact(h, w, budget)
 
 
 @pytest.mark.parametrize(
@@ -164,10 +211,20 @@ def test_smart_resize_equals_exact_search_except_at_float_ties(h, w, budget):
         (1050, 1680, UI_TARS, (1064, 1680), (1064, 1680)),  # 1050 = 28·37.5: tie to even
         (1078, 1680, UI_TARS, (1064, 1680), (1064, 1680)),  # 1078 = 28·38.5: tie to even
         (3571, 3572, UI_TARS, (3584, 3584), (3584, 3584)),  # 3584² == MAX_PIXELS: kept, no shrink
+        # h·w = 980910 <= max < 532·1904 (rounded): β < 1, the "shrink" branch widens 1890 to 1904
+        (519, 1890, QWEN2_VL, (504, 1904), (504, 1904)),
+        (1080, 1920, UI_TARS, (1092, 1932), (1092, 1932)),  # nearest multiples, within budget
+        (
+            2880,
+            5120,
+            UI_TARS,
+            (2688, 4760),
+            (2688, 4760),
+        ),  # sqrt(M·9/16) = 2688, sqrt(M·16/9) = 4778.7
     ],
 )
 def test_known_ties(h, w, budget, exact, got):
-    """Ties and budget edges, pinned (the first four are shown on the page)."""
+    """Ties, budget edges and screens, pinned by hand (all but 3571x3572 are shown on the page)."""
     assert brute_resize(h, w, **budget) == exact and smart_resize(h, w, **budget) == got
 
 

@@ -259,7 +259,7 @@ def plot_paths(sde, data, sde_path, ode_path, *, t_eps=1e-3, x_lim=(-4.0, 4.0)):
         ax.set(xlim=(1.0, 0.0), ylim=x_lim, ylabel="x")
         ax.set_title(f"{name}：同样的 12 个起点", fontsize=10)
     axes[1].set_xlabel("t（生成方向：从 1 到 0）")
-    fig.suptitle("VP：两种采样的路径不同，都落进 $p_t$ 的高密度区", fontsize=11)
+    fig.suptitle("VP：两种采样的路径不同，终点都落进数据的两个分量", fontsize=11)
     return fig
 
 

@@ -271,7 +271,7 @@ def plot_convergence(errors: dict, floor: tuple, exact_ode: float):
     for (name, (steps, err)), marker in zip(errors.items(), "osD", strict=False):
         ax.loglog(steps, err, marker=marker, label=name)
     ax.set(xlabel="步数 N", ylabel="W₁（到数据分布）")
-    ax.legend(fontsize=9)
+    ax.legend(fontsize=10)
     ax.set_title("离散化误差随步数下降，Heun 最快", fontsize=11)
     return fig
 

@@ -250,28 +250,28 @@ def plot_paths(sde, data, sde_path, ode_path, *, t_eps=1e-3, x_lim=(-4.0, 4.0)):
     xs = torch.linspace(*x_lim, 160, dtype=DTYPE)
     dens = torch.stack([marginal(sde, data, t.item()).log_prob(xs).exp() for t in ts])  # (T, X)
     t_path = torch.linspace(1.0, t_eps, sde_path.shape[0], dtype=DTYPE)
-    fig, axes = plt.subplots(2, 1, figsize=(6, 6.4), sharex=True, layout="constrained")
+    fig, axes = plt.subplots(2, 1, figsize=(5.2, 6.4), sharex=True, layout="constrained")
     for ax, path, name in zip(axes, (sde_path, ode_path), ("反向 SDE", "概率流 ODE"), strict=True):
         ax.pcolormesh(
             ts.numpy(), xs.numpy(), dens.T.numpy(), cmap="viridis", shading="auto", rasterized=True
         )
         ax.plot(t_path.numpy(), path.numpy(), color="white", lw=0.8, alpha=0.9)
         ax.set(xlim=(1.0, 0.0), ylim=x_lim, ylabel="x")
-        ax.set_title(f"{name}：同样的 12 个起点", fontsize=10)
+        ax.set_title(f"{name}：同样的 12 个起点", fontsize=11)
     axes[1].set_xlabel("t（生成方向：从 1 到 0）")
-    fig.suptitle("VP：两种采样的路径不同，终点都落进数据的两个分量", fontsize=11)
+    fig.suptitle("VP：路径不同，终点都落进数据的两个分量", fontsize=12)
     return fig
 
 
 def plot_convergence(errors: dict, floor: tuple, exact_ode: float):
     """W1 to the data against the number of steps, log-log; errors: name -> (steps, W1)."""
-    fig, ax = plt.subplots(figsize=(6, 4.6), layout="constrained")
+    fig, ax = plt.subplots(figsize=(5.2, 5.4), layout="constrained")
     ax.axhspan(*floor, color="gray", alpha=0.3, lw=0, label="SDE 的抽样误差范围（精确样本）")
     ax.axhline(exact_ode, color="gray", ls=":", lw=1.5, label="ODE 的下限（精确映射分位点）")
     for (name, (steps, err)), marker in zip(errors.items(), "osD", strict=False):
         ax.loglog(steps, err, marker=marker, label=name)
     ax.set(xlabel="步数 N", ylabel="W₁（到数据分布）")
-    ax.legend(fontsize=10)
+    fig.legend(loc="outside lower center", ncols=1, fontsize=10)  # below the axes, off the data
     ax.set_title("离散化误差随步数下降，Heun 最快", fontsize=11)
     return fig
 

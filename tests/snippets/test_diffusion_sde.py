@@ -200,6 +200,43 @@ def test_reverse_sde_recovers_the_data(sde):
     assert ks_distance(x, DATA.cdf) < 1.63 / math.sqrt(n)  # 99% Kolmogorov quantile
 
 
+def em_moments(sde, n_steps, mu, s, t_eps=1e-3):
+    """Exact mean and std after reverse Euler–Maruyama on Gaussian data N(mu, s²).
+
+    With one Gaussian the score -(x - m_t)/sd_t² is affine, so each step
+    x' = x + [f - g² score] dt + g sqrt(-dt) z maps (mean, var) to (A mean + B, A² var - g² dt),
+    the drift evaluated at the left end t_i = 1 + i dt of every step (dt < 0).
+    """
+    dt = -(1.0 - t_eps) / n_steps
+    mean, var = 0.0, prior(sde).var.item()
+    for i in range(n_steps):
+        t = 1.0 + i * dt
+        _, (m_t,), (sd_t,) = params_at(sde, t, [1.0], [mu], [s])
+        if isinstance(sde, VPSDE):
+            g2, f_coef = sde.beta_0 + t * (sde.beta_1 - sde.beta_0), -0.5
+        else:
+            g2, f_coef = 2 * sde.sigma(t) ** 2 * math.log(sde.sigma_max / sde.sigma_min), 0.0
+        a = 1.0 + (f_coef * g2 + g2 / sd_t**2) * dt
+        mean, var = a * mean - g2 * m_t / sd_t**2 * dt, a * a * var - g2 * dt
+    return mean, math.sqrt(var)
+
+
+@pytest.mark.parametrize("sde", SDES, ids=["VP", "VE"])
+@pytest.mark.parametrize("n_steps", [5, 10])
+def test_reverse_sde_few_steps_matches_the_em_recursion(sde, n_steps):
+    """Few steps, Gaussian data: the sample mean and std equal the exact Euler–Maruyama moments.
+
+    This pins the time grid (t_i = 1 + i dt, ending at t_eps), which the many-step tests cannot see.
+    """
+    mu, s, n = 1.0, 0.5, 40000
+    data = Mixture([1.0], [mu], [s**2])
+    gen = torch.Generator().manual_seed(3)
+    x = reverse_sde(sde, data, prior(sde).sample(n, gen), n_steps=n_steps, gen=gen)
+    mean, std = em_moments(sde, n_steps, mu, s)
+    assert abs(x.mean().item() - mean) < 4 * std / math.sqrt(n)
+    assert abs(x.std().item() - std) < 4 * std / math.sqrt(2 * n)
+
+
 @SETTINGS
 @given(mu=st.floats(-3, 3), s=st.floats(0.2, 2.0), ve=st.booleans())
 def test_pf_ode_is_the_affine_map_for_gaussian_data(mu, s, ve):
@@ -315,6 +352,11 @@ def test_plots_draw():
     path = pf_ode(vp, DATA, x1, t_from=1.0, t_to=1e-3, n_steps=10, keep_path=True)
     fig = plot_paths(vp, DATA, path, path)
     assert len(fig.axes) == 2
+    top, bottom = (ax.get_position() for ax in fig.axes)
+    assert bottom.y1 <= top.y0  # panels stacked vertically, not side by side
     fig2 = plot_convergence({"a": ([5, 10], [0.1, 0.05])}, (0.01, 0.02), 0.005)
     assert fig2.axes[0].get_xscale() == "log"
+    assert fig2.axes[0].get_legend() is None and len(fig2.legends) == 1  # legend off the axes
+    for f in (fig, fig2):  # a 390 px phone: at most ~5.5 in wide
+        assert f.get_size_inches()[0] <= 5.5
     plt.close("all")

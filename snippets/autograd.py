@@ -203,37 +203,39 @@ def layered_layout(root, inputs_of):
 
 
 BOX_STYLE = {"boxstyle": "round,pad=0.02", "fc": "#eef3fb", "ec": "#4a6fa5", "zorder": 2}
-ARROW_STYLE = {"arrowstyle": "<|-", "mutation_scale": 9, "color": "0.45", "lw": 0.9, "zorder": 1}
-EDGE_LABEL_STYLE = {"fontsize": 8.5, "color": "#b0413e", "ha": "center", "va": "center", "zorder": 3,
+ARROW_STYLE = {"arrowstyle": "<|-", "mutation_scale": 12, "color": "0.45", "lw": 0.9, "zorder": 1}
+EDGE_LABEL_STYLE = {"fontsize": 10, "color": "#b0413e", "ha": "center", "va": "center", "zorder": 3,
                     "bbox": {"fc": "white", "ec": "none", "pad": 0.5}}  # fmt: skip
 
 
-def draw_graph(root, inputs_of, node_text, edge_text=None, ax=None, box=(0.7, 0.62)):
-    """Leaves left, root right; a box per node and, per edge, an arrow output → input.
+def draw_graph(root, inputs_of, node_text, edge_text=None, ax=None, box=(0.8, 0.55)):
+    """Leaves on top, root at the bottom; a box per node and, per edge, an arrow output → input.
 
-    Arrows point the way gradients travel in backward(); an edge that skips columns bends away
-    from the centre line so it does not cross the boxes in between.
+    Each column of `layered_layout` becomes a row, so the figure stays phone-narrow however deep
+    the graph. Arrows point the way gradients travel in backward(); an edge that skips rows bends
+    away from the centre line so it does not cross the boxes in between.
     """
-    pos = layered_layout(root, inputs_of)
+    pos = {node: (-y, -x) for node, (x, y) in layered_layout(root, inputs_of).items()}
+    rows = 1 - min(y for _, y in pos.values())
     if ax is None:
-        _, ax = plt.subplots(figsize=(6.4, 3.9), layout="constrained")
-    w, h = box  # box size in data units (columns are 1 apart, rows 1 apart)
-    ys = [p[1] for p in pos.values()]
+        _, ax = plt.subplots(figsize=(5.0, 1.3 * rows + 0.4), layout="constrained")
+    w, h = box  # box size in data units (rows are 1 apart, boxes in a row 1 apart)
+    xs = [p[0] for p in pos.values()]
     for node, (x, y) in pos.items():
         ax.add_patch(FancyBboxPatch((x - w / 2, y - h / 2), w, h, **BOX_STYLE))
-        ax.text(x, y, node_text(node), ha="center", va="center", fontsize=9, zorder=3)
+        ax.text(x, y, node_text(node), ha="center", va="center", fontsize=10.5, zorder=3)
         for k, inp in enumerate(inputs_of(node)):
-            (x0, y0), (x1, y1) = (pos[inp][0] + w / 2, pos[inp][1]), (x - w / 2, y)
-            side = 1.0 if y0 + y1 >= 0 else -1.0
-            bend = side * min(0.9, 0.45 * (x - pos[inp][0] - 1))  # 0 for neighbouring columns
-            ctrl = ((x0 + x1) / 2, (y0 + y1) / 2 + bend)  # quadratic Bézier control point
+            (x0, y0), (x1, y1) = (pos[inp][0], pos[inp][1] - h / 2), (x, y + h / 2)
+            side = 1.0 if x0 + x1 >= 0 else -1.0
+            bend = side * min(0.9, 0.45 * (pos[inp][1] - y - 1))  # 0 for neighbouring rows
+            ctrl = ((x0 + x1) / 2 + bend, (y0 + y1) / 2)  # quadratic Bézier control point
             curve = Path([(x0, y0), ctrl, (x1, y1)], [Path.MOVETO, Path.CURVE3, Path.CURVE3])
             ax.add_patch(FancyArrowPatch(path=curve, **ARROW_STYLE))
             if edge_text is not None:  # label at the curve's midpoint B(1/2)
                 ex, ey = (x0 + x1) / 4 + ctrl[0] / 2, (y0 + y1) / 4 + ctrl[1] / 2
                 ax.text(ex, ey, edge_text(node, k), **EDGE_LABEL_STYLE)
-            ys.append((y0 + y1) / 2 + bend / 2)  # how far the bent curve reaches
-    xs = [p[0] for p in pos.values()]
+            xs.append((x0 + x1) / 2 + bend / 2)  # how far the bent curve reaches
+    ys = [p[1] for p in pos.values()]
     ax.set_xlim(min(xs) - w, max(xs) + w)
     ax.set_ylim(min(ys) - h, max(ys) + h)
     ax.axis("off")

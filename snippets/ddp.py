@@ -302,7 +302,8 @@ def plot_ring(history: list[np.ndarray]):
         for r in range(n):
             for c in range(state.shape[1]):
                 color = "white" if state[r, c] > n / 2 else "black"
-                ax.text(c, r, f"{state[r, c]:.0f}", ha="center", va="center", color=color)
+                count = f"{state[r, c]:.0f}"
+                ax.text(c, r, count, ha="center", va="center", color=color, fontsize=11)
         ax.set_title(f"RS 第 {k} 步" if k < n else f"AG 第 {k - n + 1} 步", fontsize=11)
         ax.set_xticks(range(state.shape[1]))
         ax.set_yticks(range(n))

@@ -192,7 +192,8 @@ def counted_io(n, d, m_sram, *, causal=False, seed=0):
 def plot_io(ns, d, counts_n, n_fixed, counts_m):
     """Counted HBM elements vs N (top, one curve per M) and vs M (bottom), log-log, beside
     Theorem 2's shapes Nd + N² and N²d²/M (dotted, unscaled)."""
-    fig, (top, bottom) = plt.subplots(2, 1, figsize=(6.2, 7.6))
+    fig, (top, bottom) = plt.subplots(2, 1, figsize=(5.3, 9.6), layout="constrained")
+    fig.get_layout_engine().set(h_pad=0.15)
     first = next(iter(counts_n.values()))
     top.loglog(ns, [std for std, _ in first], "o-", color="C3", label="标准注意力（计数）")
     top.loglog(ns, [n * d + n * n for n in ns], ":", color="C3", label="Nd + N²")
@@ -215,7 +216,10 @@ def plot_io(ns, d, counts_n, n_fixed, counts_m):
     top.set_xticks(ns, [str(n) for n in ns])
     top.set_xticks([], minor=True)
     top.set_title(f"两者都按 N² 增长，分块算法的系数随 M 变小（d = {d}）", fontsize=11)
-    top.legend(fontsize=9, loc="lower right")
+    # legends under the axes: inside, they would cover the dotted lines
+    below = dict(loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=2, fontsize=10)
+    handles, labels = top.get_legend_handles_labels()  # counts left, formulas right
+    top.legend(handles[::2] + handles[1::2], labels[::2] + labels[1::2], **below)
     m_values = list(counts_m)
     bottom.loglog(
         m_values,
@@ -234,8 +238,7 @@ def plot_io(ns, d, counts_n, n_fixed, counts_m):
     bottom.set_xticks(m_values, [str(m) for m in m_values])
     bottom.set_xticks([], minor=True)
     bottom.set_title(f"分块算法的读写量与 M 成反比（N = {n_fixed}，d = {d}）", fontsize=11)
-    bottom.legend(fontsize=9, loc="lower left")
-    fig.tight_layout()
+    bottom.legend(**below)
     return fig
 
 

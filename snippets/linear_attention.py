@@ -176,16 +176,20 @@ def plot_costs(ns, d, m):
 
 
 def plot_attention_maps(maps, suptitle):
-    """Up to three N×N attention matrices side by side, `maps` = {title: matrix}."""
-    fig, axes = plt.subplots(1, len(maps), figsize=(6.6, 3.0), layout="constrained")
-    for ax, (title, w) in zip(axes, maps.items(), strict=True):
+    """N×N attention matrices, two to a row; the colour bar sits in the next cell."""
+    rows = len(maps) // 2 + 1  # room for every map and the colour bar
+    fig, axes = plt.subplots(rows, 2, figsize=(5.0, 2.8 * rows), layout="constrained")
+    axes = list(axes.flat)
+    for ax, (title, w) in zip(axes, maps.items(), strict=False):
         im = ax.imshow(torch.as_tensor(w).numpy(), cmap="viridis", vmin=0.0, vmax=1.0)
         ax.set_title(title, fontsize=12)
-        ax.set_xlabel("键 j", fontsize=10)
-        ax.set_xticks([])
-        ax.set_yticks([])
-    axes[0].set_ylabel("查询 i", fontsize=10)
-    fig.colorbar(im, ax=list(axes), shrink=0.8, label="权重")
+        ax.set(xlabel="键 j", ylabel="查询 i", xticks=[], yticks=[])
+    spare, *unused = axes[len(maps) :]
+    spare.axis("off")
+    bar = spare.inset_axes((0.1, 0.45, 0.8, 0.08))
+    fig.colorbar(im, cax=bar, orientation="horizontal", label="权重")
+    for ax in unused:
+        ax.remove()
     fig.suptitle(suptitle, fontsize=12)
     return fig
 

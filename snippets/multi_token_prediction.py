@@ -216,7 +216,7 @@ def self_speculative_decode(model, prompt, n_new, k=None):
 # --8<-- [start:plot]
 def plot_results(history, slots, window=20):
     """Top: per-head training loss (moving average). Bottom: acceptance rate per draft slot."""
-    fig, (ax1, ax2) = plt.subplots(2, 1, figsize=(6, 6.6))
+    fig, (ax1, ax2) = plt.subplots(2, 1, figsize=(5.2, 6.8))
     kernel = torch.ones(window) / window
     for i in range(history.shape[1]):
         smooth = F.conv1d(history[:, i].view(1, 1, -1), kernel.view(1, 1, -1))[0, 0]
@@ -225,10 +225,11 @@ def plot_results(history, slots, window=20):
     ax1.set_ylabel("交叉熵（nat）", fontsize=12)
     ax1.set_title(f"各头训练损失（{window} 步滑动平均）：越远的头越高", fontsize=13)
     ax1.legend(fontsize=11)
+    ax1.tick_params(labelsize=11)
     rates = [a / max(o, 1) for o, a in slots]
     ax2.bar([f"头 {j + 2}" for j in range(len(slots))], rates, color="tab:green")
     for j, ((o, a), r) in enumerate(zip(slots, rates, strict=True)):
-        ax2.text(j, r + 0.03, f"{r:.2f}（{a}/{o}）", ha="center", fontsize=12)
+        ax2.text(j, r + 0.03, f"{r:.2f}（{a}/{o}）", ha="center", fontsize=11)
     ax2.set_ylim(0, 1.2)
     ax2.set_ylabel("接受率", fontsize=12)
     ax2.set_title("草稿被头 1 接受的比例（前面的草稿都已接受时）", fontsize=13)

@@ -233,18 +233,23 @@ def decomposition_gap(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> flo
 
 
 def plot_coupling(mats: dict[str, torch.Tensor], floor: float = 1e-3):
-    """One heatmap per variant, log colour scale: how much sample j's input moves sample i."""
-    fig, axes = plt.subplots(1, len(mats), figsize=(6.4, 3), layout="constrained")
+    """One heatmap per variant, two to a row, log colour scale: how much sample j moves sample i."""
+    rows = len(mats) // 2 + 1  # room for every heatmap and the colour bar
+    fig, axes = plt.subplots(rows, 2, figsize=(5.0, 2.7 * rows), layout="constrained")
+    axes = list(axes.flat)
     vmax = max(m.max().item() for m in mats.values())
     cmap = plt.get_cmap("viridis").with_extremes(under="white")  # exactly 0 -> white
-    for ax, (name, m) in zip(axes, mats.items(), strict=True):
+    for ax, (name, m) in zip(axes, mats.items(), strict=False):
         im = ax.imshow(m.numpy(), cmap=cmap, norm=LogNorm(vmin=floor, vmax=vmax))
-        ax.set_title(name, fontsize=10)
-        ax.set_xlabel("输入样本 j", fontsize=10)
-        ax.set(xticks=[], yticks=[])
-    axes[0].set_ylabel("样本 i 的 logits", fontsize=10)
-    fig.colorbar(im, ax=list(axes), shrink=0.8, extend="min", label="|d logits_i / d x_j|")
-    fig.suptitle("只有 train() 模式的 BatchNorm 让样本互相影响", fontsize=11)
+        ax.set_title(name, fontsize=11)
+        ax.set(xlabel="输入样本 j", ylabel="样本 i 的 logits", xticks=[], yticks=[])
+    spare, *unused = axes[len(mats) :]
+    spare.axis("off")
+    bar = spare.inset_axes((0.05, 0.5, 0.9, 0.08))
+    fig.colorbar(im, cax=bar, orientation="horizontal", extend="min", label="|d logits_i / d x_j|")
+    for ax in unused:
+        ax.remove()
+    fig.suptitle("只有 train() 模式的 BatchNorm 让样本互相影响", fontsize=12)
     return fig
 
 
@@ -274,17 +279,18 @@ def dropout_stats(ps: list[float], *, n: int = 20_000, seed: int = 0) -> dict[st
 
 
 def plot_dropout_stats(stats: dict[str, np.ndarray]):
-    """Left: zeroed fraction vs p (target y = p in train mode). Right: output mean vs p."""
-    fig, axes = plt.subplots(1, 2, figsize=(6.2, 4.2), layout="constrained")
+    """Top: zeroed fraction vs p (target y = p in train mode). Bottom: output mean vs p."""
+    fig, axes = plt.subplots(2, 1, figsize=(5.0, 7.2), sharex=True, layout="constrained")
+    fig.get_layout_engine().set(h_pad=0.12)
     ps = next(iter(stats.values()))[:, 0]
     axes[0].plot(ps, ps, color="0.85", lw=6, label="y = p（训练时的目标）")
     for (label, rows), style in zip(stats.items(), ["o-", "s-", "x--"], strict=True):
         axes[0].plot(rows[:, 0], rows[:, 1], style, label=label)
         axes[1].plot(rows[:, 0], rows[:, 2], style, label=label)
-    axes[0].set(xlabel="dropout 概率 p", ylabel="被置零的比例")
+    axes[0].set(ylabel="被置零的比例")
     axes[1].set(xlabel="dropout 概率 p", ylabel="输出均值（输入全为 1）", ylim=(0.8, 1.2))
     fig.legend(*axes[0].get_legend_handles_labels(), loc="outside lower center", fontsize=10)
-    fig.suptitle("model.eval() 关掉的是 nn.Dropout，不是 F.dropout", fontsize=11)
+    fig.suptitle("model.eval() 关掉的是 nn.Dropout，不是 F.dropout", fontsize=12)
     return fig
 
 
@@ -300,9 +306,10 @@ def _box(ax, xy, w, h, text, color):
 
 def draw_state_diagram():
     """Where state lives: inside the Module (left) vs in the call's arguments (right)."""
-    # 5.8 in, not the usual 6.4: on a phone the image is scaled to the screen, so a narrower
-    # figure shows its 10 pt text larger
-    fig, ax = plt.subplots(figsize=(5.8, 4.4), layout="constrained")
+    # 5.1 in, not the usual 6.4: on a phone the image is scaled to the screen, so a narrower
+    # figure shows its 10 pt text larger; the axes fill the figure (no margins to lay out)
+    fig = plt.figure(figsize=(5.1, 4.5))
+    ax = fig.add_axes((0, 0, 1, 1))
     ax.set(xlim=(0, 10), ylim=(0, 6.3))
     ax.axis("off")
     # left: the module object owns everything; a call passes only x

@@ -177,17 +177,19 @@ def _paint(ax, cells, color):
 
 
 def _cell_panels(panels, *, n, title, colors):
-    """One panel per (name, [cells per colour]); the grey diagonal is j = i, above it the future."""
-    fig, axes = plt.subplots(1, len(panels), figsize=(6.4, 3.9), layout="constrained")
+    """Stacked panels, one per (name, [cells per colour]); grey diagonal j = i, above it the future."""
+    size = (4.2, 4.0 * len(panels) + 0.6)
+    fig, axes = plt.subplots(len(panels), 1, figsize=size, sharex=True, layout="constrained")
+    fig.get_layout_engine().set(h_pad=0.1)  # room between suptitle, titles, labels and legend
     for ax, (name, layers) in zip(axes, panels, strict=True):
         for cells, color in zip(layers, colors.values(), strict=True):
             _paint(ax, cells, color)
         ax.plot([-0.5, n - 0.5], [-0.5, n - 0.5], color="0.5", lw=0.8)
         ax.set(xlim=(-0.5, n - 0.5), ylim=(n - 0.5, -0.5), aspect="equal")
         ax.set_title(name, fontsize=11)
-        ax.set_xlabel("键位置 j", fontsize=10)
-        ax.tick_params(labelsize=9)
-    axes[0].set_ylabel("查询位置 i", fontsize=10)
+        ax.set_ylabel("查询位置 i", fontsize=11)
+        ax.tick_params(labelsize=10)
+    axes[-1].set_xlabel("键位置 j", fontsize=11)
     handles = [Patch(facecolor=col, label=label) for label, col in colors.items()]
     fig.legend(handles=handles, loc="outside lower center", ncol=3, fontsize=10, frameon=False)
     fig.suptitle(title, fontsize=12)
@@ -211,15 +213,15 @@ def draw_reach(panels, *, n, title):
 
 def draw_nnz(ns, series, *, title):
     """Log-log lines of nonzero counts against n; series: {label: [count per n]}."""
-    fig, ax = plt.subplots(figsize=(6.2, 4.2), layout="constrained")
+    fig, ax = plt.subplots(figsize=(5.2, 4.2), layout="constrained")
     for (label, counts), marker in zip(series.items(), "os^vD", strict=False):
-        ax.loglog(ns, counts, marker=marker, ms=4, lw=1.4, label=label)
-    ax.set_xlabel("序列长度 n", fontsize=10)
-    ax.set_ylabel("计算的 (查询, 键) 对数", fontsize=10)
+        ax.loglog(ns, counts, marker=marker, ms=5, lw=1.4, label=label)
+    ax.set_xlabel("序列长度 n", fontsize=11)
+    ax.set_ylabel("计算的 (查询, 键) 对数", fontsize=11)
     ax.set_title(title, fontsize=11)
     ax.grid(True, which="major", lw=0.4, alpha=0.5)
-    ax.tick_params(labelsize=9)
-    ax.legend(fontsize=9, frameon=False)
+    ax.tick_params(labelsize=10)
+    ax.legend(fontsize=10, frameon=False)
     return fig
 
 

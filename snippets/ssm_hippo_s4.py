@@ -139,7 +139,7 @@ def selective_scan(u, delta, A, B, C):
 def plot_reconstruction(x, f_true, recons: dict, *, ax=None):
     """Signal against its reconstructions from LegS memories of several sizes N."""
     if ax is None:
-        _, ax = plt.subplots(figsize=(6.0, 3.8), layout="constrained")
+        _, ax = plt.subplots(figsize=(5.2, 3.8), layout="constrained")
     ax.plot(x, f_true, color="0.2", lw=2.2, label="原信号 f")
     for (N, y), style in zip(recons.items(), ["--", "-", ":"], strict=False):
         ax.plot(x, y, style, lw=1.6, label=f"N = {N} 重建")
@@ -156,7 +156,7 @@ def plot_reconstruction(x, f_true, recons: dict, *, ax=None):
 def plot_kernels(kernels: dict, *, ax=None):
     """Envelope max_{j≥l} |K_j| / max |K| of S4 kernels for several step sizes Δ, log scale."""
     if ax is None:
-        _, ax = plt.subplots(figsize=(6.0, 3.4), layout="constrained")
+        _, ax = plt.subplots(figsize=(5.2, 3.6), layout="constrained")
     for dt, K in kernels.items():
         env = (
             K.abs().flip(0).cummax(0).values.flip(0) / K.abs().max()

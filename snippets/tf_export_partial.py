@@ -252,34 +252,41 @@ def draw_pipeline(modules, api, *, api_name, export_name="my_export"):
 
     # Two columns for a phone-width page: decorator -> attribute per row, then the generator
     # (bottom right) collects every attribute and builds the namespace (bottom left).
-    fig = plt.figure(figsize=(6.4, 1.0 + 0.72 * len(rows) + 1.9))
+    fig = plt.figure(figsize=(5.2, 1.0 + 0.8 * len(rows) + 2.2))
     ax = fig.add_axes((0.0, 0.0, 1.0, 1.0))
     ax.set_axis_off()
-    mono = dict(family="monospace", fontsize=8.5, va="center")
+    mono = dict(family="monospace", fontsize=10, va="center")
 
     def boxed(x, y, text, fc, ec):
         return ax.text(x, y, text, bbox=dict(boxstyle="round,pad=0.3", fc=fc, ec=ec), **mono)
 
-    def link(src, dst, start=(1, 0.5), end=(0, 0.5), bend=0.0):  # box edge to box edge
+    def link(src, dst, start=(1, 0.5), end=(0, 0.5), connection="arc3"):  # box edge to box edge
         style = dict(arrowstyle="->", color="#555555", shrinkA=4, shrinkB=4,
-                     connectionstyle=f"arc3,rad={bend}")  # fmt: skip
+                     connectionstyle=connection)  # fmt: skip
         ax.annotate("", xy=end, xycoords=dst, xytext=start, textcoords=src, arrowprops=style)
 
     top, bottom = 0.9, 0.32  # rows spread between these heights; generator and namespace below
     call = f"build_api(\n  modules,\n  api_name={api_name!r},\n  root={api.__name__!r})"
-    gen = boxed(0.5, 0.12, call, "#e7f5e9", "#3d8b4f")
-    out = boxed(0.02, 0.12, "\n".join(leaves), "#f3eefb", "#6d4aa5")
+    # Right-column lines padded to one width (monospace): the boxes share a right edge, and
+    # the arrows into the generator go out to the right, down one line and back in.
+    width = max(len(line) for text in [call, *(a for _, a in rows)] for line in text.split("\n"))
+
+    def pad(text):
+        return "\n".join(line.ljust(width) for line in text.split("\n"))
+
+    gen = boxed(0.54, 0.12, pad(call), "#e7f5e9", "#3d8b4f")
+    out = boxed(0.01, 0.12, "\n".join(leaves), "#f3eefb", "#6d4aa5")
     for i, (left, attr) in enumerate(rows):
         y = top - i * (top - bottom) / max(len(rows) - 1, 1)
-        src = boxed(0.02, y, left, "#eef3fb", "#4a6fa5")
-        mid = boxed(0.5, y, attr, "#fdf3e1", "#b5832a")
+        src = boxed(0.01, y, left, "#eef3fb", "#4a6fa5")
+        mid = boxed(0.54, y, pad(attr), "#fdf3e1", "#b5832a")
         link(src, mid)
-        link(mid, gen, end=(1, 0.5), bend=-0.35)  # around the right of the column below
+        link(mid, gen, end=(1, 0.5), connection="bar,armA=-8,armB=-8,fraction=0")
     link(gen, out, start=(0, 0.5), end=(1, 0.5))
-    titles = {(0.02, 0.985): "装饰器", (0.5, 0.985): "记录的属性"}
-    titles |= {(0.02, 0.245): "公开命名空间", (0.5, 0.245): "生成器"}
+    titles = {(0.01, 0.985): "装饰器", (0.54, 0.985): "记录的属性"}
+    titles |= {(0.01, 0.25): "公开命名空间", (0.54, 0.25): "生成器"}
     for (x, y), title in titles.items():
-        ax.text(x, y, title, fontsize=10, weight="bold", va="top")
+        ax.text(x, y, title, fontsize=11, weight="bold", va="top")
     return fig
 
 

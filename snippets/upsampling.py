@@ -263,15 +263,15 @@ def upsample_gallery(img: np.ndarray, r: int = 4) -> dict[str, np.ndarray]:
 
 
 def plot_gallery(images: dict[str, np.ndarray]):
-    cols = 3  # a phone shows three images side by side legibly
+    cols = 2  # two images side by side: large enough on a phone to see the artefacts
     rows = -(-len(images) // cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(6, 2.3 * rows), layout="constrained")
+    fig, axes = plt.subplots(rows, cols, figsize=(5.0, 2.6 * rows), layout="constrained")
     for ax in axes.flat:
         ax.axis("off")
     for ax, (name, im) in zip(axes.flat, images.items(), strict=False):
         ax.imshow(im, cmap="gray", vmin=0, vmax=1, interpolation="nearest")  # no display blur
-        ax.set_title(f"{name}\n{im.shape[0]}×{im.shape[1]}", fontsize=10)
-    fig.suptitle("同一张输入图，各种上采样方法的输出", fontsize=11)
+        ax.set_title(f"{name}\n{im.shape[0]}×{im.shape[1]}", fontsize=11)
+    fig.suptitle("同一张输入图，各种上采样方法的输出", fontsize=12)
     return fig
 
 
@@ -292,19 +292,21 @@ def overlap_maps(n: int = 8) -> dict[str, np.ndarray]:
 
 
 def plot_overlap(maps: dict[str, torch.Tensor]):
-    fig, axes = plt.subplots(2, 2, figsize=(6, 6.4), layout="constrained")
-    axes = axes.ravel()
-    for ax, (name, m) in zip(axes, maps.items(), strict=False):
+    """The maps side by side on top, one row through the middle of each below."""
+    names = list(maps)
+    fig, axes = plt.subplot_mosaic([names, ["row"] * len(names)], figsize=(5.2, 5.6),
+                                   height_ratios=(1, 1.5), layout="constrained")  # fmt: skip
+    for name, m in maps.items():
         im = m[0, 0].numpy()
-        ax.imshow(im / im.max(), cmap="magma", vmin=0, vmax=1, interpolation="nearest")
-        ax.set_title(name, fontsize=10)
-        ax.axis("off")
+        axes[name].imshow(im / im.max(), cmap="magma", vmin=0, vmax=1, interpolation="nearest")
+        axes[name].set_title(name.replace(" + ", "\n+ "), fontsize=10)
+        axes[name].axis("off")
     for name, m in maps.items():  # one row through the middle, normalised by its max
         row = m[0, 0, m.shape[-2] // 2].numpy()
-        axes[-1].plot(row / row.max(), marker=".", label=name)
-    axes[-1].set(ylim=(0, 1.08), xlabel="列")
-    axes[-1].set_title("中间一行 / 最大值", fontsize=10)
-    axes[-1].legend(fontsize=8, loc="lower center")
+        axes["row"].plot(row / row.max(), marker=".", label=name)
+    axes["row"].set(ylim=(0, 1.08), xlabel="列")
+    axes["row"].set_title("中间一行 / 最大值", fontsize=11)
+    axes["row"].legend(fontsize=10, loc="lower center")
     fig.suptitle("常数输入、全 1 权重：每个输出像素叠加了几次卷积核", fontsize=11)
     return fig
 

@@ -35,6 +35,11 @@ RC = {
     "font.family": ["sans-serif", CJK_FAMILY],
 }
 
+#: A 390 px phone shows the article in a column about this wide (Material's 0.8 rem margins).
+PHONE_COLUMN_PX = 358
+#: Figure text smaller than this on that phone cannot be read without zooming in.
+MIN_PHONE_TEXT_PX = 9.0
+
 #: Material's slate background (hsl(225, 15%, 14%)) and a text colour readable on it.
 DARK_BACKGROUND = (0x1E / 255, 0x21 / 255, 0x29 / 255)
 DARK_FOREGROUND = (0xD0 / 255, 0xD3 / 255, 0xDA / 255)
@@ -70,7 +75,8 @@ _NOTO_CJK = ("Noto Sans CJK", "Noto Sans Mono CJK")
 def capture(salt: str) -> list[dict]:
     """Every open figure as `{"light", "dark", "alt"}` (two SVG documents and its title), closed.
 
-    Raises `MissingGlyphs` if a label has a character no font could draw.
+    Raises `MissingGlyphs` if a label has a character no font could draw, `TextTooSmall` if
+    a phone would show some text too small to read.
     """
     import matplotlib.pyplot as plt
 
@@ -79,6 +85,7 @@ def capture(salt: str) -> list[dict]:
         figure = plt.figure(number)
         alt = title(figure)
         light = _svg(figure, f"{salt}-{number}")
+        check_phone_text(figure, light)
         to_dark(figure)
         dark = _svg(figure, f"{salt}-{number}")
         plt.close(figure)
@@ -99,6 +106,39 @@ class _Messages(logging.Handler):
 
     def emit(self, record: logging.LogRecord) -> None:
         self.messages.append(record.getMessage())
+
+
+class TextTooSmall(Exception):
+    """A figure's text would be too small to read on a phone."""
+
+
+def phone_text(figure, svg: str) -> tuple[float, str, float, float]:  # noqa: ANN001 (a Figure)
+    """The figure's smallest text as a 390 px phone shows it: (px, text, points, inches wide).
+
+    The SVG is `width` points wide (bbox tight); the browser draws a point as 4/3 px and a
+    phone shrinks the image to its column.
+    """
+    from matplotlib.text import Text
+
+    width_pt = float(re.search(r'<svg[^>]*? width="([\d.]+)pt"', svg)[1])
+    scale = min(1.0, PHONE_COLUMN_PX / (width_pt * 4 / 3))
+    texts = [t for t in figure.findobj(Text) if t.get_visible() and t.get_text().strip()]
+    if not texts:
+        return float("inf"), "", 0.0, width_pt / 72
+    smallest = min(texts, key=lambda t: t.get_fontsize())
+    size = smallest.get_fontsize()
+    return size * 4 / 3 * scale, smallest.get_text(), size, width_pt / 72
+
+
+def check_phone_text(figure, svg: str) -> None:  # noqa: ANN001 (a matplotlib Figure)
+    px, text, size, inches = phone_text(figure, svg)
+    if px < MIN_PHONE_TEXT_PX:
+        widest = size * 4 / 3 * PHONE_COLUMN_PX / MIN_PHONE_TEXT_PX / 96
+        raise TextTooSmall(
+            f"{text!r} ({size:g} pt) shows at {px:.1f} px on a 390 px phone, the figure being "
+            f"{inches:.1f} in wide (saved): make the figure at most {widest:.1f} in wide, or "
+            f"its text larger (≥ {MIN_PHONE_TEXT_PX} px is readable)"
+        )
 
 
 def _svg(figure, salt: str) -> str:  # noqa: ANN001 (a matplotlib Figure)

@@ -31,7 +31,7 @@ TITLE = "学习率越大，损失下降越快"
 LABELS = ("训练步数", "损失")
 DRAW = f"""\
 import matplotlib.pyplot as plt
-fig, ax = plt.subplots(figsize=(6, 3))
+fig, ax = plt.subplots(figsize=(5, 3))
 ax.plot([1, 2, 3], [3, 1, 2], label="Adam")
 ax.plot([1, 2, 3], [2, 2, 1], "k--", label="基线")
 ax.set(xlabel="{LABELS[0]}", ylabel="{LABELS[1]}")
@@ -188,6 +188,29 @@ def test_chinese_in_a_mathtext_label_fails(label: str, fails: bool) -> None:
             plt.close(fig)
         else:
             assert len(capture("salt")) == 1
+
+
+@pytest.mark.parametrize(
+    ("inches", "points", "readable"),
+    # 358 px column: 10 pt is 13.3 px, so 9 px needs a figure ≤ 5.5 in; 14 pt allows 7.7 in
+    [(5.0, 10, True), (6.5, 10, False), (6.5, 14, True), (4.0, 6, False)],
+)
+def test_text_too_small_for_a_phone(inches: float, points: float, readable: bool) -> None:
+    """Text that a 390 px phone would shrink below 9 px is rejected, naming the text."""
+    import matplotlib.pyplot as plt
+
+    from plugins.runnable.figures import TextTooSmall, capture
+
+    fig = plt.figure(figsize=(inches, 2))
+    fig.patch.set_edgecolor("k")  # the frame keeps bbox="tight" at the full width
+    fig.patch.set_linewidth(1)
+    fig.text(0.5, 0.5, "a label", fontsize=points, ha="center")
+    if readable:
+        assert len(capture("salt")) == 1
+    else:
+        with pytest.raises(TextTooSmall, match=f"'a label' \\({points:g} pt\\)"):
+            capture("salt")
+        plt.close("all")
 
 
 def test_command_line_reports_figures(tmp_path: Path) -> None:

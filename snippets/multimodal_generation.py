@@ -214,7 +214,7 @@ def token_budget(height: int, width: int, tokens: int, codebook: int) -> dict:
 # --8<-- [start:plot]
 def plot_rd(series: dict, rates: torch.Tensor):
     """Top: MSE vs bits per dimension (log scale) with D(R). Bottom: the gap in dB."""
-    fig, (ax1, ax2) = plt.subplots(2, 1, figsize=(5.5, 8.6), sharex=True, layout="constrained")
+    fig, (ax1, ax2) = plt.subplots(2, 1, figsize=(5.3, 8.6), sharex=True, layout="constrained")
     ax1.semilogy(rates, shannon_distortion(rates), "k-", lw=2, label="香农界 D(R)=σ²·2^(−2R)")
     ax2.axhline(0, color="k", lw=2)
     for (name, (r, d)), m in zip(series.items(), "osD^vPX", strict=False):

@@ -30,6 +30,8 @@ CJK_FAMILY = "Noto Sans CJK SC"
 RC = {
     "svg.fonttype": "path",
     "figure.dpi": 100,
+    # phone-sized by default (matplotlib's 6.4 in would show 10 pt text below 9 px on a phone)
+    "figure.figsize": (5.0, 3.75),
     "savefig.bbox": "tight",
     # Latin from the first sans-serif font (DejaVu Sans); glyphs it lacks from the CJK face.
     "font.family": ["sans-serif", CJK_FAMILY],

@@ -57,9 +57,12 @@ def to_mathml(latex: str, *, display: bool) -> str:
         mathml = latex_to_mathml(latex, display="block" if display else "inline")
     except Exception as error:  # latex2mathml raises assorted types on malformed input
         raise MathError(latex, f"{type(error).__name__}: {error}") from None
-    leftover = re.search(r">\s*(\\[A-Za-z]+)", mathml)
+    mathml = mathml.replace(">\\|<", ">&#x02016;<")  # \big\| etc. come through as "\|"
+    leftover = re.search(r">\s*(\\[A-Za-z]+|\\[^A-Za-z\s])", mathml)
     if leftover:  # latex2mathml passes unknown commands through as text
         raise MathError(latex, f"unknown command {leftover[1]}")
+    if "<mi>&</mi>" in mathml or 'linebreak="newline"' in mathml:
+        raise MathError(latex, "aligned rows are not laid out: use \\begin{array}{rl} or align*")
     return _SPACE_BEFORE.sub(_THIN, _SPACE_AFTER.sub(lambda m: m[0] + _THIN, mathml))
 
 

@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from plugins.runnable.mathml import to_mathml
+from plugins.runnable.mathml import MathError, to_mathml
 
 THIN = '<mspace width="0.1667em"></mspace>'
 
@@ -30,3 +30,17 @@ def _tokens(latex: str) -> list[str]:
 )
 def test_function_names_get_tex_spacing(latex: str, expected: list[str]) -> None:
     assert _tokens(latex) == expected
+
+
+def test_sized_double_bar_is_a_norm_sign() -> None:
+    """`\\big\\|` comes out of latex2mathml as the text "\\|"; a reader must see ‖."""
+    assert _tokens(r"\big\| x \big\|") == ["&#x02016;", "x", "&#x02016;"]
+
+
+@pytest.mark.parametrize(
+    "latex", [r"\begin{aligned} a &= b \\ c &= d \end{aligned}", r"a \\ b", r"\foo x"]
+)
+def test_what_would_show_wrong_fails(latex: str) -> None:
+    """Rows latex2mathml leaves as "&" and newlines browsers ignore, or unknown commands."""
+    with pytest.raises(MathError):
+        to_mathml(latex, display=True)

@@ -35,6 +35,38 @@ _SPACE_AFTER = re.compile(
 _SPACE_BEFORE = re.compile(rf"(?<=</mi>|</mn>)(?=<mi>(?:{_NAMES})</mi>)")
 
 
+# latex2mathml writes \mathbb E, \mathcal N, \mathbf x as <mi mathvariant="...">, which
+# Chromium ignores (MathML Core keeps only "normal"): readers saw a plain E, N, x. The
+# Mathematical Alphanumeric Symbols block has these letters as characters of their own;
+# a few were encoded earlier in Letterlike Symbols and are holes in the block.
+_ALPHANUMERIC = {  # variant: (first capital, first small letter, first digit)
+    "bold": (0x1D400, 0x1D41A, 0x1D7CE),
+    "double-struck": (0x1D538, 0x1D552, 0x1D7D8),
+    "script": (0x1D49C, 0x1D4B6, None),
+}
+_LETTERLIKE = {
+    "double-struck": dict(zip("CHNPQRZ", "ℂℍℕℙℚℝℤ", strict=True)),
+    "script": dict(zip("BEFHILMRego", "ℬℰℱℋℐℒℳℛℯℊℴ", strict=True)),
+}
+_VARIANT = re.compile(r'<mi mathvariant="(bold|double-struck|script)">([A-Za-z0-9]+)</mi>')
+
+
+def _alphanumeric(match: re.Match) -> str:
+    variant, text = match[1], match[2]
+    capital, small, digit = _ALPHANUMERIC[variant]
+    chars = []
+    for char in text:
+        if char in _LETTERLIKE.get(variant, {}):
+            chars.append(_LETTERLIKE[variant][char])
+        elif char.isdigit():
+            if digit is None:
+                return match[0]
+            chars.append(chr(digit + int(char)))
+        else:
+            chars.append(chr((capital if char.isupper() else small) + ord(char.lower()) - ord("a")))
+    return "<mi>" + "".join(chars) + "</mi>"
+
+
 class MathError(ValueError):
     """A formula latex2mathml cannot convert, or converts with a command left over."""
 
@@ -63,6 +95,7 @@ def to_mathml(latex: str, *, display: bool) -> str:
         raise MathError(latex, f"unknown command {leftover[1]}")
     if "<mi>&</mi>" in mathml or 'linebreak="newline"' in mathml:
         raise MathError(latex, "aligned rows are not laid out: use \\begin{array}{rl} or align*")
+    mathml = _VARIANT.sub(_alphanumeric, mathml)
     return _SPACE_BEFORE.sub(_THIN, _SPACE_AFTER.sub(lambda m: m[0] + _THIN, mathml))
 
 

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import html
 import re
+import string
+import unicodedata
 
 import pytest
 
@@ -44,3 +47,16 @@ def test_what_would_show_wrong_fails(latex: str) -> None:
     """Rows latex2mathml leaves as "&" and newlines browsers ignore, or unknown commands."""
     with pytest.raises(MathError):
         to_mathml(latex, display=True)
+
+
+@pytest.mark.parametrize(
+    ("command", "name"),
+    [(r"\mathbb", "DOUBLE-STRUCK"), (r"\mathcal", "SCRIPT"), (r"\mathbf", "BOLD")],
+)
+@pytest.mark.parametrize("letter", string.ascii_letters)
+def test_styled_letters_are_their_own_characters(command: str, name: str, letter: str) -> None:
+    """𝔼, 𝒩, 𝐱 as characters: Chromium ignores mathvariant (Unicode names are the oracle)."""
+    mathml = to_mathml(f"{command}{{{letter}}}", display=False)
+    (char,) = re.findall(r"<mi>([^<]*)</mi>", html.unescape(mathml))
+    case = "CAPITAL" if letter.isupper() else "SMALL"
+    assert unicodedata.name(char).endswith(f"{name} {case} {letter.upper()}")

@@ -32,7 +32,9 @@ _THIN = '<mspace width="0.1667em"></mspace>'
 _SPACE_AFTER = re.compile(
     rf"(?<!<msub>)(?<!<msup>)(?<!<msubsup>)<mi>(?:{_NAMES})</mi>(?!<mo stretchy=\"false\">&#x00028;)"
 )
-_SPACE_BEFORE = re.compile(rf"(?<=</mi>|</mn>)(?=<mi>(?:{_NAMES})</mi>)")
+_SPACE_BEFORE = re.compile(
+    rf"(?:(?<=</mi>)|(?<=</mn>)|(?<=</msub>)|(?<=</msup>))(?=<mi>(?:{_NAMES})</mi>)"
+)
 
 
 # latex2mathml writes \mathbb E, \mathcal N, \mathbf x as <mi mathvariant="...">, which

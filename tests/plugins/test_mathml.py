@@ -27,6 +27,7 @@ def _tokens(latex: str) -> list[str]:
         (r"\log P", ["log", "␣", "P"]),
         (r"L\log L", ["L", "␣", "log", "␣", "L"]),
         (r"2\sin x", ["2", "␣", "sin", "␣", "x"]),
+        (r"\nabla_x \log p", ["&#x02207;", "x", "␣", "log", "␣", "p"]),
         (r"\exp(x)", ["exp", "&#x00028;", "x", "&#x00029;"]),
         (r"\log_2 n", ["log", "2", "n"]),  # a subscripted name is left as latex2mathml sets it
     ],

@@ -94,6 +94,8 @@ def plot_estimates(ns, mis, estimates: torch.Tensor):
 if __name__ == "__main__":
     g = torch.Generator().manual_seed(0)
     scores = torch.randn(8, 8, generator=g)
-    print(info_nce(scores).item(), torch.nn.functional.cross_entropy(scores, torch.arange(8)).item())
+    print(
+        info_nce(scores).item(), torch.nn.functional.cross_entropy(scores, torch.arange(8)).item()
+    )
     ns, dims = [16, 256], [1, 4, 12]
     print(estimate_grid(ns, dims, 0.9, pairs=4096, generator=g))

@@ -85,7 +85,9 @@ def test_samples_have_the_requested_correlation():
     x, y = sample_pairs(20_000, 3, 0.7, generator=torch.Generator().manual_seed(1))
     x, y = x[0], y[0]
     torch.testing.assert_close(y.var(0), torch.ones(3, dtype=torch.float64), atol=0.04, rtol=0)
-    torch.testing.assert_close((x * y).mean(0), torch.full((3,), 0.7, dtype=torch.float64), atol=0.03, rtol=0)
+    torch.testing.assert_close(
+        (x * y).mean(0), torch.full((3,), 0.7, dtype=torch.float64), atol=0.03, rtol=0
+    )
     assert (x[:, 0] * y[:, 1]).mean().abs() < 0.03  # different coordinates independent
 
 
@@ -104,8 +106,9 @@ def test_estimate_grid_matches_a_loop_over_batches():
     out = estimate_grid([4, 8], [2], 0.5, pairs=32, generator=torch.Generator().manual_seed(3))
     g = torch.Generator().manual_seed(3)
     for a, n in enumerate([4, 8]):
-        x, y = sample_pairs(n, 2, 0.5, batches=32 // n, generator=g)
-        ref = sum(mi_lower_bound(optimal_critic(x[k], y[k], 0.5)) for k in range(32 // n)) / (32 // n)
+        b = 32 // n
+        x, y = sample_pairs(n, 2, 0.5, batches=b, generator=g)
+        ref = sum(mi_lower_bound(optimal_critic(x[k], y[k], 0.5)) for k in range(b)) / b
         assert out[a, 0].item() == pytest.approx(ref.item(), rel=1e-12)
 
 

@@ -1,6 +1,6 @@
 r"""InfoNCE (van den Oord et al., CPC, 2018) as a cross-entropy, and its log N ceiling.
 
-`info_nce` is the loss on a score matrix $S_{ij} = f(x_j, c_i)$ whose positives sit on the
+`info_nce` is the loss on a score matrix $S_{ij} = \log f(x_j, c_i)$ whose positives sit on the
 diagonal; `mi_lower_bound` is $\log N - \mathcal L_N$. On correlated Gaussians the mutual
 information is known in closed form (`true_mi`) and the optimal critic
 $\log p(y \mid x) / p(y)$ too (`optimal_critic`), so the bound can be compared with the
@@ -53,7 +53,7 @@ def optimal_critic(x: torch.Tensor, y: torch.Tensor, rho: float) -> torch.Tensor
 
 
 def leave_one_out(scores: torch.Tensor) -> torch.Tensor:
-    r"""log(N − 1) − (1/N) Σ_i [log Σ_{j≠i} exp S_ij − S_ii]: the positive left out of the denominator."""
+    r"""log(N − 1) − (1/N) Σ_i [log Σ_{j≠i} exp S_ij − S_ii]: the positive left out of each row's denominator."""
     n = scores.shape[-1]
     eye = torch.eye(n, dtype=torch.bool)
     log_negatives = torch.logsumexp(scores.masked_fill(eye, -math.inf), dim=-1)  # Σ over j ≠ i
@@ -78,8 +78,9 @@ def plot_estimates(ns, mis, estimates: torch.Tensor):
     """InfoNCE estimate against the true MI, one line per N, each with its log N ceiling dashed."""
     fig, ax = plt.subplots(figsize=(5.0, 4.6), layout="constrained")
     ax.plot(mis, mis, color="0.5", lw=1.0, label="估计 = 真值")
-    colors = plt.cm.viridis_r([0.15 + 0.8 * k / max(len(ns) - 1, 1) for k in range(len(ns))])
-    for n, row, color in zip(ns, estimates, colors, strict=True):
+    # mid-tone colours: readable on the light page and, unchanged, on the dark one
+    colors = ["tab:blue", "tab:orange", "tab:green", "tab:red", "tab:purple"]
+    for n, row, color in zip(ns, estimates, colors[: len(ns)], strict=True):
         ax.plot(mis, row, "o-", ms=3.5, color=color, label=f"N = {n}")
         ax.axhline(math.log(n), color=color, ls="--", lw=0.9)
     ax.set(xlabel="真实互信息 I(x; y)（nat）", ylabel="InfoNCE 估计 log N − L（nat）")

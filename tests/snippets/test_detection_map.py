@@ -106,7 +106,7 @@ def test_duplicates_are_false_positives():
 def test_voc_and_coco_rules_differ_on_taken_gt():
     """The second detection's best GT is taken: VOC calls it FP, COCO moves on to a free GT."""
     gts = np.array([[0, 0, 10, 10], [3, 0, 13, 10]], float)
-    dets = np.array([[0, 0, 10, 10], [1, 0, 11, 10]], float)  # IoU 9/11 with g0, 0.6 with g1
+    dets = np.array([[0, 0, 10, 10], [1, 0, 11, 10]], float)  # IoU 9/11 with g0, 2/3 with g1
     assert match_image(dets, [0.9, 0.8], gts, rule="voc")[1].tolist() == [TP, FP]
     assert match_image(dets, [0.9, 0.8], gts, rule="coco")[1].tolist() == [TP, TP]
 

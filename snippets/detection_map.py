@@ -44,7 +44,7 @@ def match_image(det_boxes, scores, gt_boxes, *, iou_thr=0.5, difficult=None, rul
     and area-range ignores are not modelled here).
     Returns (scores sorted high to low, labels in that order).
     """
-    order = np.argsort(-np.asarray(scores), kind="mergesort")  # stable, as both references
+    order = np.argsort(-np.asarray(scores), kind="mergesort")  # stable, as pycocotools
     ious = iou_matrix(np.asarray(det_boxes, float), np.asarray(gt_boxes, float))[order]
     difficult = np.zeros(ious.shape[1], bool) if difficult is None else np.asarray(difficult)
     taken = np.zeros(ious.shape[1], bool)

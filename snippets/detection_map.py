@@ -170,12 +170,14 @@ def plot_pr(recall, precision):
     """Raw PR curve, its envelope, and the points the 11- and 101-point rules read."""
     fig, ax = plt.subplots(figsize=(5.0, 4.4), layout="constrained")
     ax.plot(recall, precision, color="C7", lw=1.5, zorder=3, label="原始 precision")
-    ax.step(np.r_[0, recall], np.r_[envelope(precision)[0], envelope(precision)],
-            where="pre", color="C1", lw=3, alpha=0.7, label="包络（全点 AP = 面积）")  # fmt: skip
+    # p_interp(r): one step per recall level (first point of each), then 0 past the last recall
+    env, first = envelope(precision), np.r_[True, recall[1:] != recall[:-1]]
+    ax.step(np.r_[0, recall[first], 1], np.r_[env[0], env[first], 0], where="pre",
+            color="C1", lw=3, alpha=0.7, label="包络（全点 AP = 面积）")  # fmt: skip
     marks = ((COCO_THRS, ".", 4, "C0", "COCO 101 点"), (VOC07_THRS, "o", 7, "C3", "VOC07 11 点"))
     for thrs, mark, size, color, name in marks:
         idx = np.searchsorted(recall, thrs, side="left")
-        q = np.array([envelope(precision)[k] if k < len(recall) else 0.0 for k in idx])
+        q = np.array([env[k] if k < len(recall) else 0.0 for k in idx])
         ax.plot(thrs, q, mark, ms=size, ls="none", color=color, zorder=4, label=name)
     ax.set(xlim=(0, 1.02), ylim=(0, 1.05), xlabel="召回率 recall", ylabel="精确率 precision")
     ax.set_title("PR 曲线、包络与两种插值点（IoU 0.5）", fontsize=11)

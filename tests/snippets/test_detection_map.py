@@ -33,8 +33,12 @@ from snippets.detection_map import (
     pr_curve,
 )
 
-
 # ---------- oracles ----------
+# The reference code's threshold arrays, written out here rather than imported from the module.
+REF_VOC07_THRS = np.arange(0.0, 1.1, 0.1)  # voc_eval.py: `for t in np.arange(0., 1.1, 0.1)`
+REF_COCO_THRS = np.linspace(0.0, 1.00, int(np.round((1.00 - 0.0) / 0.01)) + 1)  # Params.recThrs
+
+
 def exact_pr(labels, n_pos):
     """Exact recall and precision after each of the (already sorted) detections."""
     tp = fp = 0
@@ -178,6 +182,35 @@ def test_float_threshold_pitfall():
     assert ap_voc07(rec, prec) == pytest.approx(10 / 11)
 
 
+def test_threshold_arrays_are_the_reference_floats():
+    """Bit for bit the references' arrays: 0.30000000000000004 and 0.9500000000000001 included."""
+    assert VOC07_THRS.tolist() == REF_VOC07_THRS.tolist() and len(VOC07_THRS) == 11
+    assert COCO_THRS.tolist() == REF_COCO_THRS.tolist() and len(COCO_THRS) == 101
+    assert VOC07_THRS[3] == 0.30000000000000004 and COCO_THRS[95] == 0.9500000000000001
+    rec, prec = pr_curve([0.9, 0.8, 0.7], [TP] * 3, n_pos=10)  # recall stops at exactly 3/10
+    assert ap_voc07(rec, prec) == pytest.approx(3 / 11)  # t = 0, 0.1, 0.2 only: 0.3 is missed
+    assert ap_coco101(rec, prec) == pytest.approx(31 / 101)  # 0.3 = 30/100 is reached here
+
+
+def test_ties_keep_input_order():
+    """Equal scores keep their input order (stable sort, as pycocotools), over many ties."""
+    rng = np.random.default_rng(1)
+    scores = rng.integers(0, 3, 60) / 2  # 60 detections, 3 distinct scores
+    labels = rng.choice([TP, FP], 60)
+    order = sorted(range(60), key=lambda i: -scores[i])  # Python's sort is stable
+    rec, prec = pr_curve(scores, labels, n_pos=60)
+    er, ep = exact_pr([labels[i] for i in order], 60)
+    assert rec.tolist() == [float(r) for r in er] and prec.tolist() == [float(p) for p in ep]
+    gts = np.array([[30 * i, 0, 30 * i + 20, 20] for i in range(60)], float)
+    dets = gts[np.arange(60) // 2]  # two identical boxes on each of GTs 0..29
+    s, lab = match_image(dets, scores, gts)
+    seen, want = set(), []
+    for i in order:  # the first of each pair in the stable order is the TP
+        want.append(FP if i // 2 in seen else TP)
+        seen.add(i // 2)
+    assert lab.tolist() == want and s.tolist() == [scores[i] for i in order]
+
+
 def test_pr_curve_sorts_across_images_and_drops_ignored():
     """Scores from several images are merged high to low; IGNORED entries vanish."""
     rec, prec = pr_curve([0.1, 0.9, 0.5, 0.7], [TP, FP, IGNORED, TP], n_pos=4)
@@ -193,9 +226,11 @@ def test_ap_against_exact_definitions(labels, extra_gt):
     rec, prec = pr_curve(scores, labels, n_pos)
     er, ep = exact_pr(labels, n_pos)
     np.testing.assert_allclose(envelope(prec), [float(max(ep[k:])) for k in range(len(ep))])
-    assert ap_voc07(rec, prec) == pytest.approx(float(oracle_points(er, ep, VOC07_THRS)), abs=1e-12)
+    assert ap_voc07(rec, prec) == pytest.approx(
+        float(oracle_points(er, ep, REF_VOC07_THRS)), abs=1e-12
+    )
     assert ap_coco101(rec, prec) == pytest.approx(
-        float(oracle_points(er, ep, COCO_THRS)), abs=1e-12
+        float(oracle_points(er, ep, REF_COCO_THRS)), abs=1e-12
     )
     assert ap_all_point(rec, prec) == pytest.approx(float(oracle_area(er, ep)), abs=1e-12)
 
@@ -208,10 +243,14 @@ def test_coco_ap_over_iou_thresholds():
 
 
 def test_dataset_and_figure():
-    """The synthetic set is seeded; the figure draws the raw curve, envelope and both grids."""
+    """The synthetic set is seeded; the figure draws the raw curve, envelope and both grids;
+    the area under the drawn envelope is the all-point AP."""
     a, b = make_dataset(5, seed=3), make_dataset(5, seed=3)
     assert all(np.array_equal(x[0], y[0]) for x, y in zip(a, b, strict=True))
     rec, prec = evaluate(make_dataset(20))
     fig = plot_pr(rec, prec)
     assert len(fig.axes[0].lines) == 4
+    x, y = fig.axes[0].lines[1].get_xdata(), fig.axes[0].lines[1].get_ydata()  # the envelope
+    assert x[-1] == 1 and y[-1] == 0  # p_interp is 0 past the last recall
+    assert np.sum(np.diff(x) * y[1:]) == pytest.approx(ap_all_point(rec, prec))  # area = AP
     assert fig.get_figwidth() <= 5.5

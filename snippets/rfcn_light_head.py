@@ -6,11 +6,11 @@ cheap per-RoI fc but pools from thin maps of α·p² channels.
 Boxes are (x1, y1, x2, y2) in image pixels, corners inclusive (the Caffe convention).
 """
 
+# --8<-- [start:bins]
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
 
-# --8<-- [start:bins]
 SPATIAL_SCALE = 1 / 16  # feature stride 16 (ResNet conv4, or a dilated conv5)
 
 
@@ -122,8 +122,8 @@ def head_costs(
     light = 2 * (conv_macs(h, w, c5, c_mid, k_sep, 1) + conv_macs(h, w, c_mid, thin, 1, k_sep))
     light_roi = conv_macs(1, 1, thin, fc) + conv_macs(1, 1, fc, out)
     return {
-        "Faster R-CNN（C4）": (0, c4),
-        "Faster R-CNN（2fc）": (0, two_fc),
+        "Faster R-CNN (C4)": (0, c4),
+        "Faster R-CNN (2fc)": (0, two_fc),
         "R-FCN": (rfcn, 0),
         "Light-Head R-CNN": (light, light_roi),
     }
@@ -190,7 +190,7 @@ def plot_part_maps(maps: torch.Tensor, box_cells: tuple, *, k: int):
 
 def plot_costs(costs: dict, n_rois: np.ndarray):
     """Head multiply-adds per image against the number of RoIs (log-log)."""
-    fig, ax = plt.subplots(figsize=(5.0, 3.9), layout="constrained")
+    fig, ax = plt.subplots(figsize=(5.0, 4.3), layout="constrained")
     for (name, (shared, per_roi)), ls in zip(costs.items(), ["-", "--", "-.", ":"], strict=True):
         ax.plot(n_rois, (shared + n_rois * per_roi) / 1e9, ls, lw=2, label=name)
     ax.set_xscale("log")
@@ -198,7 +198,7 @@ def plot_costs(costs: dict, n_rois: np.ndarray):
     ax.set_xlabel("每张图的 RoI 数")
     ax.set_ylabel("检测头乘加数（G）")
     ax.set_title("检测头的计算量随 RoI 数的变化")
-    ax.legend(fontsize=10, loc="upper left")
+    fig.legend(fontsize=10, loc="outside lower center", ncols=2)  # below the axes, off the data
     ax.grid(alpha=0.3, which="both")
     return fig
 

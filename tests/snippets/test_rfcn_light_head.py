@@ -205,8 +205,8 @@ def test_head_costs_match_flop_counter():
         light_roi = _count(
             nn.Sequential(nn.Linear(490, 2048), nn.Linear(2048, out)), torch.empty(1, 490)
         )
-        assert costs["Faster R-CNN（C4）"] == (0, c4_macs)
-        assert costs["Faster R-CNN（2fc）"] == (0, _count(fc2, roi5))
+        assert costs["Faster R-CNN (C4)"] == (0, c4_macs)
+        assert costs["Faster R-CNN (2fc)"] == (0, _count(fc2, roi5))
         assert costs["R-FCN"] == (_count(rfcn, x5), 0)
         assert costs["Light-Head R-CNN"] == (light, light_roi)
 

@@ -14,9 +14,9 @@ import torch
 SPATIAL_SCALE = 1 / 16  # feature stride 16 (ResNet conv4, or a dilated conv5)
 
 
-def round_half_up(x: torch.Tensor) -> torch.Tensor:
-    """C's round() for x >= 0 (torch.round and Python's round send 2.5 to 2)."""
-    return torch.floor(x + 0.5)
+def c_round(x: torch.Tensor) -> torch.Tensor:
+    """C's round(): halves go away from zero (torch.round and Python's round send 2.5 to 2)."""
+    return torch.sign(x) * torch.floor(x.abs() + 0.5)
 
 
 def bin_masks(start: torch.Tensor, length: torch.Tensor, k: int, size: int) -> torch.Tensor:
@@ -41,7 +41,7 @@ def roi_max_pool(
 ):
     """Fast R-CNN RoI max pooling. feat (C, H, W), boxes (R, 4) -> (R, C, k, k); empty bin -> 0."""
     C, H, W = feat.shape
-    b = round_half_up(boxes.double() * spatial_scale)  # integer cells, corners inclusive
+    b = c_round(boxes.double() * spatial_scale)  # integer cells, corners inclusive
     x0, y0, x1, y1 = b.unbind(1)
     w = (x1 - x0 + 1).clamp(min=1)  # legacy "+1": the end cell belongs to the box
     h = (y1 - y0 + 1).clamp(min=1)
@@ -68,7 +68,7 @@ def ps_roi_pool(
     """
     Ck, H, W = feat.shape
     z = feat.reshape(Ck // (k * k), k, k, H, W)  # (D, i, j, H, W)
-    b = round_half_up(boxes.double())
+    b = c_round(boxes.double())
     x0, y0 = b[:, 0] * spatial_scale, b[:, 1] * spatial_scale
     w = ((b[:, 2] + 1) * spatial_scale - x0).clamp(min=0.1)  # end + 1 pixel, then scale
     h = ((b[:, 3] + 1) * spatial_scale - y0).clamp(min=0.1)

@@ -13,6 +13,7 @@ from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
 from snippets.rfcn_light_head import (
+    c_round,
     head_costs,
     part_maps,
     plot_costs,
@@ -20,7 +21,6 @@ from snippets.rfcn_light_head import (
     ps_roi_pool,
     rfcn_vote,
     roi_max_pool,
-    round_half_up,
     shift_scores,
 )
 
@@ -162,9 +162,9 @@ def test_constant_groups_give_their_constant(case, d):
 
 def test_half_cells_round_up_like_c():
     """x·(1/16) = 2.5 is cell 3 in Caffe, while torch.round gives 2."""
-    x = torch.tensor([40.0, 24.0, 8.0], dtype=torch.float64) / 16
-    assert round_half_up(x).tolist() == [3.0, 2.0, 1.0]
-    assert torch.round(x).tolist() == [2.0, 2.0, 0.0]
+    x = torch.tensor([40.0, 24.0, 8.0, -8.0], dtype=torch.float64) / 16
+    assert c_round(x).tolist() == [3.0, 2.0, 1.0, -1.0]
+    assert torch.round(x).tolist() == [2.0, 2.0, 0.0, -0.0]
 
 
 def _count(module, x):

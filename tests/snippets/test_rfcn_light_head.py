@@ -160,6 +160,24 @@ def test_constant_groups_give_their_constant(case, d):
     torch.testing.assert_close(rfcn_vote(got), c.mean(dim=(1, 2)).expand(len(cells), d))
 
 
+def test_bin_edges_are_exact_and_tiny_boxes_are_widened():
+    """Fixed boxes hypothesis rarely draws: a 29-cell RoI with k = 7, where j·(L/k) overshoots
+    29 in float64 and would take one extra column; and a one-pixel box at x = 16·2 + 15, where
+    only the 0.1-cell minimum width (not 1/16) reaches into the next cell."""
+    k = 7
+    feat = _rand(2 * k * k, 9, 40, seed=6)
+    roi = torch.tensor([[0.0, 0.0, 16 * 28, 16 * 6]], dtype=torch.float64)  # cells 0..28, 0..6
+    torch.testing.assert_close(
+        roi_max_pool(feat, roi, k=k), roi_pool_loop(feat, roi, k), rtol=0, atol=0
+    )
+    ref = F.adaptive_max_pool2d(feat[:, 0:7, 0:29], k)
+    torch.testing.assert_close(roi_max_pool(feat, roi, k=k)[0], ref, rtol=0, atol=0)
+    boxes = torch.tensor(
+        [[0.0, 0.0, 16 * 29 - 1, 16 * 7 - 1], [47.0, 47.0, 47.0, 47.0]], dtype=torch.float64
+    )
+    torch.testing.assert_close(ps_roi_pool(feat, boxes, k=k), psroi_pool_loop(feat, boxes, k))
+
+
 def test_half_cells_round_up_like_c():
     """x·(1/16) = 2.5 is cell 3 in Caffe, while torch.round gives 2."""
     x = torch.tensor([40.0, 24.0, 8.0, -8.0], dtype=torch.float64) / 16

@@ -69,12 +69,12 @@ def sampling_positions(offset, kh, kw, *, stride=1, padding=0, dilation=1):
 
 def deform_conv2d(x, offset, weight, bias=None, *, stride=1, padding=0, dilation=1):
     r"""y(p0) = Σ_n w_n · x(p0 + p_n + Δp_n); x (B, C, H, W), offset (B, 2N, Ho, Wo),
-    weight (O, C, kh, kw). With offset = 0 this is F.conv2d with the same arguments."""
-    O, C, kh, kw = weight.shape
+    weight (C_out, C, kh, kw). With offset = 0 this is F.conv2d with the same arguments."""
+    C_out, C, kh, kw = weight.shape
     py, px = sampling_positions(offset, kh, kw, stride=stride, padding=padding, dilation=dilation)
     cols = bilinear_sample(x, py, px)  # (B, C, N, Ho, Wo): the "deformable im2col"
-    y = torch.einsum("bcnhw,ocn->bohw", cols, weight.reshape(O, C, kh * kw))
-    return y if bias is None else y + bias.view(1, O, 1, 1)
+    y = torch.einsum("bcnhw,ocn->bohw", cols, weight.reshape(C_out, C, kh * kw))
+    return y if bias is None else y + bias.view(1, C_out, 1, 1)
 
 
 # --8<-- [end:deform_conv]
@@ -91,7 +91,9 @@ class DeformConv2d(nn.Module):
     def __init__(self, c_in, c_out, k=3, *, stride=1, padding=1, dilation=1):
         super().__init__()
         self.conv = nn.Conv2d(c_in, c_out, k, stride=stride, padding=padding, dilation=dilation)
-        self.offset = nn.Conv2d(c_in, 2 * k * k, k, stride=stride, padding=padding, dilation=dilation)
+        self.offset = nn.Conv2d(
+            c_in, 2 * k * k, k, stride=stride, padding=padding, dilation=dilation
+        )
         nn.init.zeros_(self.offset.weight)
         nn.init.zeros_(self.offset.bias)
 

@@ -29,11 +29,11 @@ def _rand(*shape, seed, lo=-1.0, hi=1.0):
 def _brute_force(x, offset, weight, *, stride, padding, dilation):
     """The paper's formula with loops: G(q, p) = g(q_y, p_y) g(q_x, p_x) summed over every pixel q."""
     B, C, H, W = x.shape
-    O, _, kh, kw = weight.shape
+    C_out, _, kh, kw = weight.shape
     Ho, Wo = offset.shape[-2:]
     qy = torch.arange(H, dtype=x.dtype).view(H, 1)
     qx = torch.arange(W, dtype=x.dtype).view(1, W)
-    y = torch.zeros(B, O, Ho, Wo, dtype=x.dtype)
+    y = torch.zeros(B, C_out, Ho, Wo, dtype=x.dtype)
     for b in range(B):
         for i in range(Ho):
             for j in range(Wo):
@@ -52,10 +52,17 @@ def _brute_force(x, offset, weight, *, stride, padding, dilation):
 def test_zero_offsets_equal_conv2d(args, C, H, W, seed):
     """With Δp = 0, deform_conv2d equals F.conv2d (weights, bias, stride, padding, dilation)."""
     k, s, p, d = args
-    Ho, Wo = out_size(H, k, stride=s, padding=p, dilation=d), out_size(W, k, stride=s, padding=p, dilation=d)
+    Ho, Wo = (
+        out_size(H, k, stride=s, padding=p, dilation=d),
+        out_size(W, k, stride=s, padding=p, dilation=d),
+    )
     if Ho < 1 or Wo < 1:
         return
-    x, w, bias = _rand(2, C, H, W, seed=seed), _rand(3, C, k, k, seed=seed + 1), _rand(3, seed=seed + 2)
+    x, w, bias = (
+        _rand(2, C, H, W, seed=seed),
+        _rand(3, C, k, k, seed=seed + 1),
+        _rand(3, seed=seed + 2),
+    )
     off = torch.zeros(2, 2 * k * k, Ho, Wo, dtype=torch.float64)
     mine = deform_conv2d(x, off, w, bias, stride=s, padding=p, dilation=d)
     ref = F.conv2d(x, w, bias, stride=s, padding=p, dilation=d)
@@ -84,7 +91,10 @@ def test_matches_brute_force_formula(args, seed):
     """Random fractional offsets: equals the paper's sum over all pixels q of G(q, p) x(q)."""
     k, s, p, d = args
     x, w = _rand(2, 2, 6, 5, seed=seed), _rand(3, 2, k, k, seed=seed + 1)
-    Ho, Wo = out_size(6, k, stride=s, padding=p, dilation=d), out_size(5, k, stride=s, padding=p, dilation=d)
+    Ho, Wo = (
+        out_size(6, k, stride=s, padding=p, dilation=d),
+        out_size(5, k, stride=s, padding=p, dilation=d),
+    )
     if Ho < 1 or Wo < 1:
         return
     off = _rand(2, 2 * k * k, Ho, Wo, seed=seed + 2, lo=-2.5, hi=2.5)
@@ -108,7 +118,10 @@ def test_offset_channel_order_is_y_then_x():
 def test_sampler_equals_grid_sample_align_corners_true_zeros(C, H, W, seed):
     """bilinear_sample == F.grid_sample(bilinear, zeros, align_corners=True), x → 2x/(W−1) − 1."""
     x = _rand(2, C, H, W, seed=seed)
-    py, px = _rand(2, 4, 5, seed=seed + 1, lo=-1.5, hi=H + 0.5), _rand(2, 4, 5, seed=seed + 2, lo=-1.5, hi=W + 0.5)
+    py, px = (
+        _rand(2, 4, 5, seed=seed + 1, lo=-1.5, hi=H + 0.5),
+        _rand(2, 4, 5, seed=seed + 2, lo=-1.5, hi=W + 0.5),
+    )
     grid = torch.stack([2 * px / (W - 1) - 1, 2 * py / (H - 1) - 1], dim=-1)  # (x, y) order
     ref = F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=True)
     torch.testing.assert_close(bilinear_sample(x, py, px), ref, rtol=0, atol=1e-12)

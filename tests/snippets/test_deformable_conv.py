@@ -159,3 +159,16 @@ def test_module_starts_as_its_conv():
     torch.testing.assert_close(m(x), m.conv(x), rtol=0, atol=1e-12)
     m.offset.bias.data.fill_(0.3)
     assert (m(x) - m.conv(x)).abs().max() > 1e-3
+
+
+def test_module_offsets_come_from_a_conv_of_the_same_geometry():
+    """The offset conv shares the main conv's kernel, stride, padding and dilation (paper §2.1)."""
+    torch.manual_seed(0)
+    m = DeformConv2d(2, 3, 3, stride=2, padding=2, dilation=2).double()
+    with torch.no_grad():
+        m.offset.weight.normal_(0, 0.3)
+        m.offset.bias.normal_(0, 0.3)
+    x = torch.randn(1, 2, 8, 7, dtype=torch.float64)
+    off = F.conv2d(x, m.offset.weight, m.offset.bias, stride=2, padding=2, dilation=2)
+    ref = _brute_force(x, off, m.conv.weight, stride=2, padding=2, dilation=2)
+    torch.testing.assert_close(m(x), ref + m.conv.bias.view(1, 3, 1, 1), rtol=0, atol=1e-12)

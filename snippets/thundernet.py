@@ -55,12 +55,16 @@ class SNet(nn.Module):
     def __init__(self, widths=(24, 132, 264, 528), repeats=(4, 8, 4)):  # SNet146 by default
         super().__init__()
         self.stem = nn.Sequential(
-            nn.Conv2d(3, widths[0], 3, 2, 1, bias=False), nn.BatchNorm2d(widths[0]), nn.ReLU(),
+            nn.Conv2d(3, widths[0], 3, 2, 1, bias=False),
+            nn.BatchNorm2d(widths[0]),
+            nn.ReLU(),
             nn.MaxPool2d(3, 2, 1),
         )
         stages, c = [], widths[0]
-        for c_out, n in zip(widths[1:], repeats):
-            blocks = [ShuffleBlock(c, c_out, 2)] + [ShuffleBlock(c_out, c_out, 1) for _ in range(n - 1)]
+        for c_out, n in zip(widths[1:], repeats, strict=True):
+            blocks = [ShuffleBlock(c, c_out, 2)] + [
+                ShuffleBlock(c_out, c_out, 1) for _ in range(n - 1)
+            ]
             stages.append(nn.Sequential(*blocks))
             c = c_out
         self.stage2, self.stage3, self.stage4 = stages
@@ -120,11 +124,18 @@ def bilinear_at(feat, y, x):
     h, w = feat.shape[-2:]
     inside = (y >= -1) & (y <= h) & (x >= -1) & (x <= w)
     y, x = y.clamp(0, h - 1), x.clamp(0, w - 1)
-    y0, x0 = y.floor().long().clamp(max=h - 2 if h > 1 else 0), x.floor().long().clamp(max=w - 2 if w > 1 else 0)
+    y0, x0 = (
+        y.floor().long().clamp(max=h - 2 if h > 1 else 0),
+        x.floor().long().clamp(max=w - 2 if w > 1 else 0),
+    )
     y1, x1 = (y0 + 1).clamp(max=h - 1), (x0 + 1).clamp(max=w - 1)
     ly, lx = y - y0, x - x0  # weights of the far neighbours
-    v = (feat[:, y0, x0] * (1 - ly) * (1 - lx) + feat[:, y0, x1] * (1 - ly) * lx
-         + feat[:, y1, x0] * ly * (1 - lx) + feat[:, y1, x1] * ly * lx)
+    v = (
+        feat[:, y0, x0] * (1 - ly) * (1 - lx)
+        + feat[:, y0, x1] * (1 - ly) * lx
+        + feat[:, y1, x0] * ly * (1 - lx)
+        + feat[:, y1, x1] * ly * lx
+    )
     return v * inside
 
 
@@ -164,7 +175,14 @@ class ThunderNetToy(nn.Module):
         c4, c5 = self.backbone(img)
         f_cem = self.cem(c4, c5)
         scores, deltas, f_sam = self.rpn(f_cem)
-        return {"C4": c4, "C5": c5, "F_CEM": f_cem, "rpn_cls": scores, "rpn_reg": deltas, "F_SAM": f_sam}
+        return {
+            "C4": c4,
+            "C5": c5,
+            "F_CEM": f_cem,
+            "rpn_cls": scores,
+            "rpn_reg": deltas,
+            "F_SAM": f_sam,
+        }
 
 
 def macs(fn):
@@ -174,7 +192,9 @@ def macs(fn):
     return counter.get_total_flops() // 2, out
 
 
-def flop_breakdown(model: ThunderNetToy, size: int = 320, rois: int = 200, fc=(1024, 1024), classes=81):
+def flop_breakdown(
+    model: ThunderNetToy, size: int = 320, rois: int = 200, fc=(1024, 1024), classes=81
+):
     """Multiply-adds per component for one size×size image; the R-CNN head runs once per RoI."""
     counts = {}
     counts["SNet 主干"], (c4, c5) = macs(lambda: model.backbone(torch.zeros(1, 3, size, size)))
@@ -184,7 +204,9 @@ def flop_breakdown(model: ThunderNetToy, size: int = 320, rois: int = 200, fc=(1
     counts["RPN"] += macs(lambda: (rpn.cls(f_rpn), rpn.reg(f_rpn)))[0]
     counts["SAM"] = macs(lambda: rpn.theta(f_rpn))[0]
     widths = [f_cem.shape[1], *fc]  # PS-RoI output α·p·p flattened, then the fc layers
-    head = sum(a * b for a, b in zip(widths, widths[1:])) + fc[-1] * (classes + 4 * (classes - 1))
+    head = sum(a * b for a, b in zip(widths[:-1], widths[1:], strict=True)) + fc[-1] * (
+        classes + 4 * (classes - 1)
+    )
     counts["R-CNN"] = rois * head  # classes scores + a box per foreground class
     return counts
 
@@ -202,7 +224,9 @@ def input_gradient(model: ThunderNetToy, size: int = 160, branches=("C4", "C5", 
         for name, m in keep.items():
             if name not in branches:  # switch a branch off: weight and bias to zero
                 m.weight.zero_(), m.bias.zero_()
-    img = torch.randn(1, 3, size, size, generator=torch.Generator().manual_seed(0), requires_grad=True)
+    img = torch.randn(
+        1, 3, size, size, generator=torch.Generator().manual_seed(0), requires_grad=True
+    )
     f = model.cem(*model.backbone(img))
     f[0, :, f.shape[2] // 2, f.shape[3] // 2].sum().backward()
     with torch.no_grad():
@@ -220,7 +244,7 @@ def support_box(g) -> tuple[int, int]:
 def plot_receptive(maps: dict):
     """One row per CEM variant: where the centre output of F_CEM looks in the input image."""
     fig, axes = plt.subplots(1, len(maps), figsize=(5.2, 2.3), layout="constrained")
-    for ax, (name, g) in zip(axes, maps.items()):
+    for ax, (name, g) in zip(axes, maps.items(), strict=True):
         h, w = support_box(g)
         ax.imshow(np.log10(g.numpy() + 1e-12).clip(-8), cmap="magma")
         ax.set_title(f"{name}\n范围 {h}×{w}", fontsize=10)

@@ -253,6 +253,10 @@ def plot_receptive(maps: dict):
     return fig
 
 
+# --8<-- [end:receptive]
+
+
+# --8<-- [start:plot_flops]
 def plot_flops(counts: dict):
     """Horizontal bars: multiply-adds per component, in millions."""
     names, vals = list(counts), np.array(list(counts.values())) / 1e6
@@ -266,7 +270,7 @@ def plot_flops(counts: dict):
     return fig
 
 
-# --8<-- [end:receptive]
+# --8<-- [end:plot_flops]
 
 
 if __name__ == "__main__":

@@ -242,7 +242,7 @@ def support_box(g) -> tuple[int, int]:
 
 
 def plot_receptive(maps: dict):
-    """One row per CEM variant: where the centre output of F_CEM looks in the input image."""
+    """One panel per CEM variant, side by side: where the centre output of F_CEM looks in the input image."""
     fig, axes = plt.subplots(1, len(maps), figsize=(5.2, 2.3), layout="constrained")
     for ax, (name, g) in zip(axes, maps.items(), strict=True):
         h, w = support_box(g)

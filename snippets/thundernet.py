@@ -1,8 +1,7 @@
-r"""ThunderNet's detection part at toy scale: an SNet backbone (ShuffleNetV2 blocks with 5×5
-depthwise convolutions), the Context Enhancement Module (CEM), a light RPN whose hidden features
-drive the Spatial Attention Module (SAM), and a position-sensitive RoI align that reads the
-α·p·p-channel thin feature map. Random weights only: the point is shapes, wiring and what each
-module changes, not accuracy.
+r"""ThunderNet's detection part at toy scale: SNet (ShuffleNetV2 units with 5×5 depthwise convs),
+the Context Enhancement Module (CEM), a light RPN whose hidden features drive the Spatial
+Attention Module (SAM), and a position-sensitive RoI align on the α·p·p-channel thin map.
+Random weights only: the point is shapes, wiring and what each module changes, not accuracy.
 """
 
 # --8<-- [start:imports]
@@ -62,9 +61,7 @@ class SNet(nn.Module):
         )
         stages, c = [], widths[0]
         for c_out, n in zip(widths[1:], repeats, strict=True):
-            blocks = [ShuffleBlock(c, c_out, 2)] + [
-                ShuffleBlock(c_out, c_out, 1) for _ in range(n - 1)
-            ]
+            blocks = [ShuffleBlock(c_out if i else c, c_out, 1 if i else 2) for i in range(n)]
             stages.append(nn.Sequential(*blocks))
             c = c_out
         self.stage2, self.stage3, self.stage4 = stages
@@ -88,10 +85,9 @@ class CEM(nn.Module):
         self.glb = nn.Linear(c5, out)  # the fc on the global average of C5
 
     def forward(self, c4, c5):  # (B, c4, H, W), (B, c5, H/2, W/2) -> (B, out, H, W)
-        local = self.lat4(c4)
         up = F.interpolate(self.lat5(c5), size=c4.shape[-2:], mode="nearest")  # 2× upsample
         glb = self.glb(c5.mean(dim=(2, 3)))[:, :, None, None]  # (B, out, 1, 1), broadcast
-        return local + up + glb
+        return self.lat4(c4) + up + glb  # local + one level deeper + whole image
 
 
 # --8<-- [end:cem]
@@ -124,25 +120,18 @@ def bilinear_at(feat, y, x):
     h, w = feat.shape[-2:]
     inside = (y >= -1) & (y <= h) & (x >= -1) & (x <= w)
     y, x = y.clamp(0, h - 1), x.clamp(0, w - 1)
-    y0, x0 = (
-        y.floor().long().clamp(max=h - 2 if h > 1 else 0),
-        x.floor().long().clamp(max=w - 2 if w > 1 else 0),
-    )
+    y0, x0 = y.floor().long().clamp(max=max(h - 2, 0)), x.floor().long().clamp(max=max(w - 2, 0))
     y1, x1 = (y0 + 1).clamp(max=h - 1), (x0 + 1).clamp(max=w - 1)
     ly, lx = y - y0, x - x0  # weights of the far neighbours
-    v = (
-        feat[:, y0, x0] * (1 - ly) * (1 - lx)
-        + feat[:, y0, x1] * (1 - ly) * lx
-        + feat[:, y1, x0] * ly * (1 - lx)
-        + feat[:, y1, x1] * ly * lx
-    )
-    return v * inside
+    top = feat[:, y0, x0] * (1 - lx) + feat[:, y0, x1] * lx  # interpolate along x, then y
+    return (top * (1 - ly) + (feat[:, y1, x0] * (1 - lx) + feat[:, y1, x1] * lx) * ly) * inside
 
 
 def ps_roi_align(feat, box, p: int = 7, scale: float = 1 / 16, samples: int = 2):
     r"""PS-RoI align of one box (x1, y1, x2, y2 in pixels) on feat (α·p·p, H, W) -> (α, p, p).
 
-    Bin (i, j) averages samples² bilinear samples, reading only channel group (a·p + i)·p + j.
+    Bin (i, j) averages samples² bilinear samples (torchvision's ps_roi_align averages too; the
+    authors' CUDA kernel keeps their max), reading only channel (a·p + i)·p + j of part a.
     """
     alpha = feat.shape[0] // (p * p)
     x1, y1, x2, y2 = (v * scale for v in box)
@@ -175,14 +164,7 @@ class ThunderNetToy(nn.Module):
         c4, c5 = self.backbone(img)
         f_cem = self.cem(c4, c5)
         scores, deltas, f_sam = self.rpn(f_cem)
-        return {
-            "C4": c4,
-            "C5": c5,
-            "F_CEM": f_cem,
-            "rpn_cls": scores,
-            "rpn_reg": deltas,
-            "F_SAM": f_sam,
-        }
+        return dict(C4=c4, C5=c5, F_CEM=f_cem, rpn_cls=scores, rpn_reg=deltas, F_SAM=f_sam)
 
 
 def macs(fn):
@@ -192,9 +174,7 @@ def macs(fn):
     return counter.get_total_flops() // 2, out
 
 
-def flop_breakdown(
-    model: ThunderNetToy, size: int = 320, rois: int = 200, fc=(1024, 1024), classes=81
-):
+def flop_breakdown(model, size=320, rois=200, fc=(1024, 1024), classes=81):
     """Multiply-adds per component for one size×size image; the R-CNN head runs once per RoI."""
     counts = {}
     counts["SNet 主干"], (c4, c5) = macs(lambda: model.backbone(torch.zeros(1, 3, size, size)))
@@ -203,12 +183,16 @@ def flop_breakdown(
     counts["RPN"], f_rpn = macs(lambda: F.relu(rpn.pw(F.relu(rpn.dw(f_cem)))))
     counts["RPN"] += macs(lambda: (rpn.cls(f_rpn), rpn.reg(f_rpn)))[0]
     counts["SAM"] = macs(lambda: rpn.theta(f_rpn))[0]
-    widths = [f_cem.shape[1], *fc]  # PS-RoI output α·p·p flattened, then the fc layers
-    head = sum(a * b for a, b in zip(widths[:-1], widths[1:], strict=True)) + fc[-1] * (
-        classes + 4 * (classes - 1)
-    )
-    counts["R-CNN"] = rois * head  # classes scores + a box per foreground class
+    counts["R-CNN"] = rcnn_head_macs(f_cem.shape[1], rois, fc, classes)
     return counts
+
+
+def rcnn_head_macs(in_dim: int, rois: int = 200, fc=(1024, 1024), classes: int = 81):
+    """Multiply-adds of the R-CNN head (fc + ReLU layers, then scores and a box per fg class)."""
+    dims = [in_dim, *fc]  # α·p·p flattened PS-RoI features, then the fc widths
+    fcs = [m for a, b in zip(dims, dims[1:]) for m in (nn.Linear(a, b), nn.ReLU())]  # noqa: B905
+    head = nn.Sequential(*fcs, nn.Linear(fc[-1], classes + 4 * (classes - 1))).to("meta")
+    return macs(lambda: head(torch.zeros(rois, in_dim, device="meta")))[0]
 
 
 # --8<-- [end:thundernet]
@@ -217,16 +201,14 @@ def flop_breakdown(
 # --8<-- [start:receptive]
 def input_gradient(model: ThunderNetToy, size: int = 160, branches=("C4", "C5", "全局")):
     """|∂F_CEM[:, centre] / ∂image| summed over channels, with the CEM branches not listed zeroed."""
-    cem = model.cem
-    keep = {"C4": cem.lat4, "C5": cem.lat5, "全局": cem.glb}
+    keep = {"C4": model.cem.lat4, "C5": model.cem.lat5, "全局": model.cem.glb}
     saved = {k: (m.weight.detach().clone(), m.bias.detach().clone()) for k, m in keep.items()}
     with torch.no_grad():
         for name, m in keep.items():
             if name not in branches:  # switch a branch off: weight and bias to zero
                 m.weight.zero_(), m.bias.zero_()
-    img = torch.randn(
-        1, 3, size, size, generator=torch.Generator().manual_seed(0), requires_grad=True
-    )
+    g = torch.Generator().manual_seed(0)
+    img = torch.randn(1, 3, size, size, generator=g, requires_grad=True)
     f = model.cem(*model.backbone(img))
     f[0, :, f.shape[2] // 2, f.shape[3] // 2].sum().backward()
     with torch.no_grad():
@@ -242,14 +224,15 @@ def support_box(g) -> tuple[int, int]:
 
 
 def plot_receptive(maps: dict):
-    """One panel per CEM variant, side by side: where the centre output of F_CEM looks in the input image."""
-    fig, axes = plt.subplots(1, len(maps), figsize=(5.2, 2.3), layout="constrained")
+    """One panel per CEM variant, stacked: where the centre output of F_CEM looks in the image."""
+    fig, axes = plt.subplots(len(maps), 1, figsize=(3.4, 2.9 * len(maps)), layout="constrained")
+    top = max(g.max().log10().item() for g in maps.values())  # one colour scale for all panels
     for ax, (name, g) in zip(axes, maps.items(), strict=True):
-        h, w = support_box(g)
-        ax.imshow(np.log10(g.numpy() + 1e-12).clip(-8), cmap="magma")
-        ax.set_title(f"{name}\n范围 {h}×{w}", fontsize=10)
+        im = ax.imshow((g + 1e-12).log10(), cmap="magma", vmin=-8, vmax=top, interpolation="none")
+        ax.set_title(f"{name}：非零范围 {'×'.join(map(str, support_box(g)))}", fontsize=10)
         ax.set_xticks([]), ax.set_yticks([])
-    fig.suptitle("CEM 中心输出对输入的梯度（log 幅值）", fontsize=11)
+    fig.colorbar(im, ax=axes, shrink=0.3, label="梯度幅值（log10）")
+    fig.suptitle("CEM 中心输出对输入图像的梯度", fontsize=11)
     return fig
 
 
@@ -264,8 +247,7 @@ def plot_flops(counts: dict):
     ax.barh(names[::-1], vals[::-1], color="C0")
     for y, v in enumerate(vals[::-1]):
         ax.text(v, y, f" {v:.0f}", va="center", fontsize=10)
-    ax.set_xlabel("乘加次数（百万）")
-    ax.set_xlim(0, vals.max() * 1.25)
+    ax.set(xlabel="乘加次数（百万）", xlim=(0, vals.max() * 1.25))
     ax.set_title("320×320 输入，各部分的乘加次数", fontsize=11)
     return fig
 
@@ -273,7 +255,46 @@ def plot_flops(counts: dict):
 # --8<-- [end:plot_flops]
 
 
+# --8<-- [start:plot_pipeline]
+def plot_pipeline(out: dict):
+    """Module diagram, top to bottom; every shape in it is read from the forward pass `out`."""
+    hwc = {k: "×".join(map(str, (*t.shape[2:], t.shape[1]))) for k, t in out.items()}  # H×W×C
+    s, c, a = 16 * out["C4"].shape[-1], out["F_CEM"].shape[1], out["rpn_cls"].shape[1]
+    fig = plt.figure(figsize=(4.4, 5.0))
+    ax = fig.add_axes((0, 0, 1, 1))
+    ax.set(xlim=(0, 10), ylim=(0.2, 10.6)), ax.axis("off")
+    boxes = {  # name: (x centre, y centre, text, fill)
+        "img": (5, 10, f"输入图像 {s}×{s}×3", "white"),
+        "snet": (5, 8.7, "SNet146 主干（5×5 深度卷积）", "#cfe0f7"),
+        "c4": (2.6, 7.4, f"C4  {hwc['C4']}", "#cfe0f7"),
+        "c5": (7.4, 7.4, f"C5  {hwc['C5']}", "#cfe0f7"),
+        "cem": (
+            5,
+            6,
+            f"CEM：1×1(C4) + 放大 1×1(C5)\n+ 全连接(全局平均 C5) → {hwc['F_CEM']}",
+            "#d8eed8",
+        ),
+        "rpn": (2.6, 4.4, "RPN：5×5 深度卷积\n+ 1×1 → F_RPN", "#f9e3c6"),
+        "anc": (2.6, 2.8, f"每个位置 {a} 个锚框\n分数 + 回归量", "#f9e3c6"),
+        "sam": (7.4, 4.4, f"SAM：F_CEM ⊙ sigmoid(θ(F_RPN))\n→ {hwc['F_SAM']}", "#f3d4de"),
+        "psroi": (7.4, 2.8, f"PS-RoI Align\n每个候选框 {c} 个数", "#e4dcf3"),
+        "rcnn": (7.4, 1.2, "R-CNN：全连接\n→ 类别分数 + 框回归量", "#e4dcf3"),
+    }
+    patches = {}  # arrows run between the boxes' outlines, not their centres
+    for name, (x, y, text, fill) in boxes.items():
+        box = dict(boxstyle="round,pad=0.35", fc=fill, ec="0.3")
+        t = ax.text(x, y, text, ha="center", va="center", fontsize=10, bbox=box)
+        patches[name] = t.get_bbox_patch()
+    arrow = dict(arrowstyle="->", color="0.3", shrinkA=1, shrinkB=1)
+    edges = "img-snet snet-c4 snet-c5 c4-cem c5-cem cem-rpn cem-sam rpn-anc rpn-sam sam-psroi psroi-rcnn"
+    for src, dst in (e.split("-") for e in edges.split()):  # noqa: SIM905
+        ends = [(1, 0.5), (0, 0.5)] if (src, dst) == ("rpn", "sam") else [(0.5, 0), (0.5, 1)]
+        ax.annotate("", ends[1], ends[0], patches[dst], patches[src], arrowprops=arrow)
+    return fig
+
+
+# --8<-- [end:plot_pipeline]
+
+
 if __name__ == "__main__":
-    net = ThunderNetToy().eval()
-    print({k: tuple(v.shape) for k, v in net(torch.zeros(1, 3, 320, 320)).items()})
-    print(flop_breakdown(net))
+    print(flop_breakdown(ThunderNetToy().eval()))

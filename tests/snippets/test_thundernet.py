@@ -15,7 +15,9 @@ from snippets.thundernet import (
     channel_shuffle,
     flop_breakdown,
     input_gradient,
+    macs,
     ps_roi_align,
+    rcnn_head_macs,
     support_box,
 )
 
@@ -219,15 +221,37 @@ def test_ps_roi_align_is_position_sensitive():
     torch.testing.assert_close(out, expected)
 
 
+def _snet_macs_by_hand(size, widths=(24, 132, 264, 528), repeats=(4, 8, 4), k=5):
+    """Multiply-adds of SNet, unit by unit, from the ShuffleNetV2 unit's layer list."""
+    r = size // 2
+    total = 3 * widths[0] * 9 * r * r  # stem 3×3 conv, stride 2
+    r //= 2  # max pool
+    for c_in, c_out, n in zip(widths[:-1], widths[1:], repeats, strict=True):
+        mid, r_in, r = c_out // 2, r, r // 2
+        total += c_in * mid * r_in * r_in  # main branch 1×1, before its stride-2 depthwise
+        total += (mid * k * k + mid * (c_out - c_in) + c_in * k * k + c_in * c_in) * r * r
+        total += (n - 1) * (2 * mid * mid + mid * k * k) * r * r  # stride-1 units on half
+    return total
+
+
 def test_flop_breakdown_closed_form():
-    """MACs of CEM, RPN, SAM and the R-CNN head at 320 match the hand count for SNet146 widths."""
+    """MACs of every part at 320 match a hand count for SNet146 widths and the 2-fc head."""
     torch.manual_seed(0)
     counts = flop_breakdown(ThunderNetToy().eval(), size=320, rois=200)
     hw, c, hid = 20 * 20, 245, 256
+    assert counts["SNet 主干"] == _snet_macs_by_hand(320)
     assert counts["CEM"] == hw * 264 * c + 10 * 10 * 528 * c + 528 * c
     assert counts["RPN"] == hw * (c * 25 + c * hid + hid * 25 + hid * 100)
     assert counts["SAM"] == hw * hid * c
     assert counts["R-CNN"] == 200 * (245 * 1024 + 1024 * 1024 + 1024 * (81 + 320))
+    assert rcnn_head_macs(245, 200, fc=(1024,)) == 200 * (245 * 1024 + 1024 * (81 + 320))
+
+
+def test_snet146_macs_at_224_by_hand():
+    """The 224×224 count the page prints is the hand count (no classifier, BN or pooling)."""
+    torch.manual_seed(0)
+    net = ThunderNetToy().eval()
+    assert macs(lambda: net.backbone(torch.zeros(1, 3, 224, 224)))[0] == _snet_macs_by_hand(224)
 
 
 def test_receptive_field_grows_with_each_cem_branch():

@@ -64,7 +64,9 @@ class DepthwiseSeparable(nn.Module):
 
 def depthwise_loop(x: torch.Tensor, weight: torch.Tensor, padding: int) -> torch.Tensor:
     """Depthwise conv as C separate single-channel convolutions; weight is (C, 1, k, k)."""
-    planes = [F.conv2d(x[:, c : c + 1], weight[c : c + 1], padding=padding) for c in range(x.shape[1])]
+    planes = [
+        F.conv2d(x[:, c : c + 1], weight[c : c + 1], padding=padding) for c in range(x.shape[1])
+    ]
     return torch.cat(planes, dim=1)
 
 
@@ -110,7 +112,9 @@ class InvertedResidual(nn.Module):
         super().__init__()
         hidden = c_in * t
         self.use_residual = stride == 1 and c_in == c_out
-        self.expand = nn.Sequential(nn.Conv2d(c_in, hidden, 1, bias=False), nn.BatchNorm2d(hidden), nn.ReLU6())
+        self.expand = nn.Sequential(
+            nn.Conv2d(c_in, hidden, 1, bias=False), nn.BatchNorm2d(hidden), nn.ReLU6()
+        )
         self.depthwise = nn.Sequential(
             nn.Conv2d(hidden, hidden, k, stride, k // 2, groups=hidden, bias=False),
             nn.BatchNorm2d(hidden),
@@ -124,7 +128,9 @@ class InvertedResidual(nn.Module):
         return x + y if self.use_residual else y
 
 
-def inverted_residual_macs(c_in: int, c_out: int, h: int, w: int, t: int = 6, k: int = 3, stride: int = 1) -> int:
+def inverted_residual_macs(
+    c_in: int, c_out: int, h: int, w: int, t: int = 6, k: int = 3, stride: int = 1
+) -> int:
     r"""Convolution multiply-adds; for stride 1 it is $h w d' t (d' + k^2 + d'')$."""
     hidden = c_in * t
     h2, w2 = (h - 1) // stride + 1, (w - 1) // stride + 1  # 'same' padding, k odd
@@ -155,16 +161,27 @@ def memory_access_bound(h: int, w: int, flops: int) -> float:
 # --8<-- [start:figure]
 def plot_ratio(widths, measured: dict[int, list[float]]):
     """Measured separable/standard MAC ratio vs output channels N, one curve per k, with 1/N + 1/k²."""
-    fig, ax = plt.subplots(figsize=(5.0, 4.0), layout="constrained")
+    fig, ax = plt.subplots(figsize=(5.0, 4.6), layout="constrained")
     for (k, ratios), color in zip(measured.items(), ("C0", "C1", "C2"), strict=True):
         ax.loglog(widths, ratios, "o", color=color, label=f"实测 k = {k}")
-        ax.loglog(widths, [1 / n + 1 / k**2 for n in widths], "-", color=color, lw=1, label=f"1/N + 1/{k * k}")
+        ax.loglog(
+            widths,
+            [1 / n + 1 / k**2 for n in widths],
+            "-",
+            color=color,
+            lw=1,
+            label=f"1/N + 1/{k * k}",
+        )
         ax.axhline(1 / k**2, color=color, ls=":", lw=1)
     ax.set_xticks(widths, [str(n) for n in widths])
     ax.set_xticks([], minor=True)
+    ticks = [0.02, 0.04, 0.1, 0.2]
+    ax.set_yticks(ticks, [str(t) for t in ticks])
+    ax.set_yticks([], minor=True)
     ax.set(xlabel="输出通道数 N（M = N）", ylabel="可分离 / 标准 乘加次数")
-    ax.set_title("N 变大后比值停在 1/k²（虚线）", fontsize=11)
-    ax.legend(ncol=2, fontsize=10, loc="upper right")
+    ax.set_title("N 变大后比值停在 1/k²（点线）", fontsize=11)
+    # below the axes, off the data; filled by column: markers on top, formulas underneath
+    ax.legend(ncol=3, fontsize=10, loc="upper center", bbox_to_anchor=(0.5, -0.18))
     return fig
 
 
@@ -175,4 +192,7 @@ if __name__ == "__main__":
     block = InvertedResidual(24, 24)
     x = torch.randn(1, 24, 28, 28)
     print(block(x).shape, counted_macs(block, x), inverted_residual_macs(24, 24, 28, 28))
-    print(channel_shuffle(torch.arange(6.0).view(1, 6, 1, 1), 2).flatten().tolist(), shuffle_source(6, 2))
+    print(
+        channel_shuffle(torch.arange(6.0).view(1, 6, 1, 1), 2).flatten().tolist(),
+        shuffle_source(6, 2),
+    )

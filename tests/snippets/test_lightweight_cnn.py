@@ -70,7 +70,12 @@ def test_groups_must_divide_channels():
 
 
 @SETTINGS
-@given(m=st.integers(1, 40), n=st.integers(1, 40), k=st.sampled_from([1, 3, 5, 7]), size=st.integers(1, 8))
+@given(
+    m=st.integers(1, 40),
+    n=st.integers(1, 40),
+    k=st.sampled_from([1, 3, 5, 7]),
+    size=st.integers(1, 8),
+)
 def test_separable_ratio_is_one_over_n_plus_one_over_k2(m, n, k, size):
     """(depthwise + pointwise) / standard = 1/N + 1/k² exactly, counted and measured (bias=False)."""
     costs = separable_costs(m, n, k, size, size)
@@ -90,11 +95,18 @@ def test_bias_changes_params_not_counted_flops():
     with_bias = sum(p.numel() for p in DepthwiseSeparable(m, n, 3, bias=True).parameters())
     assert with_bias == 9 * m + m + m * n + n
     x = torch.randn(1, m, 5, 5)
-    assert counted_macs(DepthwiseSeparable(m, n, 3, bias=True), x) == counted_macs(DepthwiseSeparable(m, n, 3), x)
+    assert counted_macs(DepthwiseSeparable(m, n, 3, bias=True), x) == counted_macs(
+        DepthwiseSeparable(m, n, 3), x
+    )
 
 
 @SETTINGS
-@given(c=st.integers(1, 6), k=st.sampled_from([1, 3, 5]), size=st.integers(1, 7), seed=st.integers(0, 99))
+@given(
+    c=st.integers(1, 6),
+    k=st.sampled_from([1, 3, 5]),
+    size=st.integers(1, 7),
+    seed=st.integers(0, 99),
+)
 def test_depthwise_equals_per_channel_python_loop(c, k, size, seed):
     """depthwise_loop and groups=C conv equal a pure-Python per-channel correlation."""
     x, w = _rand(1, c, size, size, seed=seed), _rand(c, 1, k, k, seed=seed + 1)
@@ -110,7 +122,9 @@ def test_depthwise_equals_per_channel_python_loop(c, k, size, seed):
 
 
 @SETTINGS
-@given(c_in=st.integers(1, 6), c_out=st.integers(1, 6), size=st.integers(1, 6), seed=st.integers(0, 99))
+@given(
+    c_in=st.integers(1, 6), c_out=st.integers(1, 6), size=st.integers(1, 6), seed=st.integers(0, 99)
+)
 def test_pointwise_einsum_and_separable_module(c_in, c_out, size, seed):
     """pointwise_einsum equals a 1×1 conv; DepthwiseSeparable equals loop then matmul."""
     x, w = _rand(2, c_in, size, size, seed=seed), _rand(c_out, c_in, 1, 1, seed=seed + 1)
@@ -137,7 +151,9 @@ def test_channel_shuffle_matches_torch_and_index_formula(g, n, seed):
 def test_group_reach_matches_autograd_dependency(channels, groups, shuffle):
     """group_reach equals which inputs actually move each output of two stacked 1×1 group convs."""
     torch.manual_seed(0)
-    first, second = (nn.Conv2d(channels, channels, 1, groups=groups, bias=False).double() for _ in range(2))
+    first, second = (
+        nn.Conv2d(channels, channels, 1, groups=groups, bias=False).double() for _ in range(2)
+    )
 
     def net(x):
         y = first(x)
@@ -149,16 +165,22 @@ def test_group_reach_matches_autograd_dependency(channels, groups, shuffle):
     assert bool(dependency.all()) == (shuffle and groups * groups <= channels)
 
 
-@pytest.mark.parametrize(("c_in", "c_out", "stride", "t", "size"), [(8, 8, 1, 6, 7), (8, 12, 2, 6, 8), (4, 4, 1, 1, 5)])
+@pytest.mark.parametrize(
+    ("c_in", "c_out", "stride", "t", "size"), [(8, 8, 1, 6, 7), (8, 12, 2, 6, 8), (4, 4, 1, 1, 5)]
+)
 def test_inverted_residual_shapes_costs_and_residual(c_in, c_out, stride, t, size):
     """Counted MACs = formula (= h·w·d'·t·(d'+k²+d'') at stride 1); residual only when shapes match."""
     block = InvertedResidual(c_in, c_out, stride, t).double().eval()
     x = _rand(1, c_in, size, size)
     out = (size - 1) // stride + 1
     assert block(x).shape == (1, c_out, out, out)
-    assert counted_macs(block, x) == inverted_residual_macs(c_in, c_out, size, size, t, stride=stride)
+    assert counted_macs(block, x) == inverted_residual_macs(
+        c_in, c_out, size, size, t, stride=stride
+    )
     if stride == 1:
-        assert inverted_residual_macs(c_in, c_out, size, size, t) == size * size * c_in * t * (c_in + 9 + c_out)
+        assert inverted_residual_macs(c_in, c_out, size, size, t) == size * size * c_in * t * (
+            c_in + 9 + c_out
+        )
     assert block.use_residual == (stride == 1 and c_in == c_out)
     nn.init.zeros_(block.project[1].weight)  # branch output = BN bias = 0
     expected = x if block.use_residual else torch.zeros(1, c_out, out, out, dtype=torch.float64)

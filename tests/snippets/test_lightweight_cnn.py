@@ -166,7 +166,8 @@ def test_group_reach_matches_autograd_dependency(channels, groups, shuffle):
 
 
 @pytest.mark.parametrize(
-    ("c_in", "c_out", "stride", "t", "size"), [(8, 8, 1, 6, 7), (8, 12, 2, 6, 8), (4, 4, 1, 1, 5)]
+    ("c_in", "c_out", "stride", "t", "size"),
+    [(8, 8, 1, 6, 7), (8, 12, 2, 6, 8), (8, 8, 2, 6, 7), (4, 4, 1, 1, 5)],
 )
 def test_inverted_residual_shapes_costs_and_residual(c_in, c_out, stride, t, size):
     """Counted MACs = formula (= h·w·d'·t·(d'+k²+d'') at stride 1); residual only when shapes match."""

@@ -1,4 +1,5 @@
-r"""Lightweight CNN building blocks from scratch: depthwise-separable convolution (MobileNet v1)
+r"""Lightweight CNN building blocks from scratch: the Inception module's 1x1 reductions
+(GoogLeNet), depthwise-separable convolution (MobileNet v1)
 with its parameter and multiply-add counts, channel shuffle (ShuffleNet v1) as
 reshape/transpose and as an index formula, the inverted residual block (MobileNetV2) with its
 cost formula, and ShuffleNet V2's memory-access count for a 1x1 convolution. The tests check
@@ -47,6 +48,51 @@ def counted_macs(module: nn.Module, x: torch.Tensor) -> int:
 
 
 # --8<-- [end:counts]
+
+
+# --8<-- [start:inception]
+class Inception(nn.Module):
+    """GoogLeNet module: 1×1 | 1×1 -> 3×3 | 1×1 -> 5×5 | 3×3 max-pool -> 1×1, concatenated."""
+
+    def __init__(self, c_in: int, c1: int, r3: int, c3: int, r5: int, c5: int, pool_proj: int):
+        super().__init__()
+        self.b1 = nn.Conv2d(c_in, c1, 1, bias=False)
+        self.b3 = nn.Sequential(  # 1×1 reduction to r3 channels, then the 3×3
+            nn.Conv2d(c_in, r3, 1, bias=False),
+            nn.ReLU(),
+            nn.Conv2d(r3, c3, 3, padding=1, bias=False),
+        )
+        self.b5 = nn.Sequential(  # 1×1 reduction to r5 channels, then the 5×5
+            nn.Conv2d(c_in, r5, 1, bias=False),
+            nn.ReLU(),
+            nn.Conv2d(r5, c5, 5, padding=2, bias=False),
+        )
+        self.bp = nn.Sequential(nn.MaxPool2d(3, 1, 1), nn.Conv2d(c_in, pool_proj, 1, bias=False))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.cat([F.relu(b(x)) for b in (self.b1, self.b3, self.b5, self.bp)], dim=1)
+
+
+def inception_macs(c_in, c1, r3, c3, r5, c5, pool_proj, h: int, w: int) -> int:
+    """Per pixel: C·c1 + (C·r3 + 9·r3·c3) + (C·r5 + 25·r5·c5) + C·pool_proj, all at h×w."""
+    return (
+        conv_macs(c_in, c1, 1, h, w)
+        + conv_macs(c_in, r3, 1, h, w)  # 3×3 branch: reduce ...
+        + conv_macs(r3, c3, 3, h, w)  # ... then 3×3 on r3 channels
+        + conv_macs(c_in, r5, 1, h, w)  # 5×5 branch: reduce ...
+        + conv_macs(r5, c5, 5, h, w)  # ... then 5×5 on r5 channels
+        + conv_macs(c_in, pool_proj, 1, h, w)
+    )
+
+
+def naive_inception_macs(c_in: int, c1: int, c3: int, c5: int, h: int, w: int) -> int:
+    """No reductions: 1×1, 3×3, 5×5 all read the C input channels; the pool branch has no conv."""
+    return (
+        conv_macs(c_in, c1, 1, h, w) + conv_macs(c_in, c3, 3, h, w) + conv_macs(c_in, c5, 5, h, w)
+    )
+
+
+# --8<-- [end:inception]
 
 
 # --8<-- [start:separable]

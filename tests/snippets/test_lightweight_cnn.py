@@ -13,6 +13,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from snippets.lightweight_cnn import (
     DepthwiseSeparable,
+    Inception,
     InvertedResidual,
     channel_shuffle,
     conv_macs,
@@ -20,8 +21,10 @@ from snippets.lightweight_cnn import (
     counted_macs,
     depthwise_loop,
     group_reach,
+    inception_macs,
     inverted_residual_macs,
     memory_access_bound,
+    naive_inception_macs,
     plot_ratio,
     pointwise_einsum,
     pointwise_memory_access,
@@ -67,6 +70,39 @@ def test_groups_must_divide_channels():
         conv_params(6, 4, 3, groups=4)
     with pytest.raises(ValueError):
         nn.Conv2d(6, 4, 3, groups=4)
+
+
+@SETTINGS
+@given(
+    widths=st.lists(st.integers(1, 5), min_size=7, max_size=7),
+    size=st.integers(1, 6),
+    seed=st.integers(0, 99),
+)
+def test_inception_counts_and_branches(widths, size, seed):
+    """Inception: MACs = FlopCounterMode/2 = numel·h·w; output = the four branches in F.* order."""
+    c_in, c1, r3, c3, r5, c5, pp = widths
+    block = Inception(c_in, c1, r3, c3, r5, c5, pp).double()
+    x = _rand(2, c_in, size, size, seed=seed)
+    macs = inception_macs(c_in, c1, r3, c3, r5, c5, pp, size, size)
+    assert 2 * 2 * macs == _torch_flops(block, x)  # batch 2, 2 FLOPs per MAC
+    assert macs == sum(p.numel() for p in block.parameters()) * size * size
+    w = [m.weight for m in block.modules() if isinstance(m, nn.Conv2d)]  # b1, b3 (2), b5 (2), bp
+    ref = torch.cat(
+        [
+            F.conv2d(x, w[0]),
+            F.conv2d(F.relu(F.conv2d(x, w[1])), w[2], padding=1),
+            F.conv2d(F.relu(F.conv2d(x, w[3])), w[4], padding=2),
+            F.conv2d(F.max_pool2d(x, 3, 1, 1), w[5]),
+        ],
+        dim=1,
+    ).relu()
+    torch.testing.assert_close(block(x), ref)
+    naive = [
+        nn.Conv2d(c_in, c, k, padding=k // 2, bias=False).double()
+        for c, k in ((c1, 1), (c3, 3), (c5, 5))
+    ]
+    flops = sum(_torch_flops(conv, x[:1]) for conv in naive)  # batch 1
+    assert flops == 2 * naive_inception_macs(c_in, c1, c3, c5, size, size)
 
 
 @SETTINGS

@@ -58,7 +58,7 @@ def make_glyphs(n: int, *, generator: torch.Generator, noise: float = 0.2, names
 
 
 def rotate_batch(x: torch.Tensor):
-    """All four rotations of each image: (4n, 1, H, W) and the pretext label k (90°·k CCW)."""
+    """All four rotations of square images: (4n, 1, H, H) and the pretext label k (90°·k CCW)."""
     xs = torch.cat([torch.rot90(x, k, dims=(2, 3)) for k in range(4)])
     r = torch.arange(4).repeat_interleave(x.shape[0])
     return xs, r

@@ -58,9 +58,9 @@ def test_make_glyphs_places_the_labelled_glyph():
     x, y = make_glyphs(40, generator=torch.Generator().manual_seed(0), noise=0.0)
     bank = glyph_bank().numpy()
     g = 5 * SCALE
-    for img, label in zip(x[:, 0].numpy(), y.tolist()):
+    for img, label in zip(x[:, 0].numpy(), y.tolist(), strict=True):
         ink = img > 0
-        assert 0.5 <= img[ink].min() and img[ink].max() < 1.5  # one contrast per image
+        assert img[ink].min() >= 0.5 and img[ink].max() < 1.5  # one contrast per image
         hits = [
             (oy, ox)
             for oy in range(SIZE - g + 1)
@@ -75,7 +75,10 @@ def test_accuracy_brute_force():
     """accuracy = fraction of rows whose argmax equals the label, counted by a loop."""
     logits = torch.randn(50, 7, generator=torch.Generator().manual_seed(1))
     y = torch.randint(7, (50,), generator=torch.Generator().manual_seed(2))
-    want = sum(int(np.argmax(row) == t) for row, t in zip(logits.numpy(), y.tolist())) / 50
+    want = (
+        sum(int(np.argmax(row) == t) for row, t in zip(logits.numpy(), y.tolist(), strict=True))
+        / 50
+    )
     assert abs(accuracy(logits, y) - want) < 1e-6
 
 

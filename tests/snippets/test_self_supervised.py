@@ -10,6 +10,7 @@ from snippets.self_supervised import (
     SCALE,
     SIZE,
     SYMMETRIC,
+    Encoder,
     accuracy,
     fit_probe,
     glyph_bank,
@@ -55,9 +56,10 @@ def test_glyphs_asymmetric_and_symmetric_ones_symmetric():
 
 def test_make_glyphs_places_the_labelled_glyph():
     """Noise-free images: brute-force search finds the class's template at some offset."""
-    x, y = make_glyphs(40, generator=torch.Generator().manual_seed(0), noise=0.0)
+    x, y = make_glyphs(60, generator=torch.Generator().manual_seed(0), noise=0.0)
     bank = glyph_bank().numpy()
     g = 5 * SCALE
+    offsets = []
     for img, label in zip(x[:, 0].numpy(), y.tolist(), strict=True):
         ink = img > 0
         assert img[ink].min() >= 0.5 and img[ink].max() < 1.5  # one contrast per image
@@ -69,6 +71,19 @@ def test_make_glyphs_places_the_labelled_glyph():
             and np.array_equal(ink[oy : oy + g, ox : ox + g], bank[label] > 0)
         ]
         assert hits
+        offsets.append(hits[0])
+    assert len(set(offsets)) > 10 and any(oy != ox for oy, ox in offsets)  # x, y drawn apart
+
+
+def test_encoder_feature_is_global_average_of_last_conv_map():
+    """Encoder(x) is the spatial mean (numpy) of its last feature map, one value per channel."""
+    enc = Encoder().eval()
+    x = torch.randn(5, 1, SIZE, SIZE, generator=torch.Generator().manual_seed(4))
+    with torch.no_grad():
+        fmap = enc.net(x).numpy()  # (B, w, 4, 4)
+        feats = enc(x).numpy()
+    assert fmap.shape[2:] == (SIZE // 4, SIZE // 4)
+    np.testing.assert_allclose(feats, fmap.reshape(*fmap.shape[:2], -1).mean(-1), atol=1e-6)
 
 
 def test_accuracy_brute_force():
@@ -133,3 +148,13 @@ def test_symmetric_centred_glyph_gives_exactly_chance():
     enc.eval()
     with torch.no_grad():
         assert accuracy(head(enc(xs)), r) == 0.25
+
+
+def test_random_baseline_is_the_same_initialisation():
+    """The random-feature control equals a fresh Encoder built after torch.manual_seed(seed)."""
+    torch.manual_seed(3)
+    ref = Encoder().state_dict()
+    enc, _, rnd, *_ = pretrain_rotation(seed=3, epochs=1)
+    for name, value in rnd.state_dict().items():
+        assert torch.equal(value, ref[name]), name
+    assert not torch.equal(enc.state_dict()["net.0.weight"], ref["net.0.weight"])  # trained

@@ -2,8 +2,8 @@ r"""Rotation prediction (Gidaris et al., ICLR 2018) on tiny synthetic glyphs, an
 
 Pretext: rotate every image by $k \cdot 90°$, $k \in \{0, 1, 2, 3\}$, and train a small CNN to
 predict $k$ -- the label is made from the image itself. Evaluation: freeze the encoder, fit a
-multinomial logistic regression on its features to predict the glyph class (the "linear
-probe"), and compare with the same probe on a randomly initialised encoder.
+closed-form ridge-regression classifier on its features to predict the glyph class (the
+"linear probe"), and compare with the same probe on a randomly initialised encoder.
 """
 
 # --8<-- [start:imports]
@@ -99,10 +99,11 @@ def fit_probe(feats: torch.Tensor, y: torch.Tensor, *, classes: int, ridge: floa
     $W = (Z^\top Z + \lambda n I)^{-1} Z^\top Y$, with $Z$ the features standardised by the
     training set's mean and std plus a column of ones (the bias), $Y$ one-hot (n, K).
     """
+    feats = feats.double()  # float64 throughout, standardisation included
     mu, sd = feats.mean(0), feats.std(0) + 1e-6
 
     def design(f):  # (n, d) -> (n, d + 1): standardised features and a bias column
-        z = ((f - mu) / sd).double()
+        z = (f.double() - mu) / sd
         return torch.cat([z, torch.ones(len(z), 1, dtype=z.dtype)], 1)
 
     z = design(feats)
@@ -199,6 +200,15 @@ def plot_history(history):
     ax.plot(ep, probe, "s-", label="线性探针（字形分类，8 类）")
     ax.axhline(1 / 4, color="C0", ls=":", lw=1)
     ax.axhline(1 / len(GLYPHS), color="C1", ls=":", lw=1)
+    ax.text(ep[-1], 1 / 4 + 0.015, "旋转的随机猜测 1/4", color="C0", ha="right", fontsize=10)
+    ax.text(
+        ep[-1],
+        1 / len(GLYPHS) + 0.015,
+        f"字形的随机猜测 1/{len(GLYPHS)}",
+        color="C1",
+        ha="right",
+        fontsize=10,
+    )
     ax.set(xlabel="预训练轮数（第 0 轮 = 随机初始化）", ylabel="测试集准确率", ylim=(0, 1.05))
     ax.set_title("前置任务学会了，探针也跟着变好", fontsize=12)
     ax.legend(loc="center right")  # the empty band between the chance lines and the curves

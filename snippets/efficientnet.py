@@ -195,7 +195,7 @@ def implied_phi(width: float, depth: float, resolution: int, base=224) -> tuple[
 
 
 # --8<-- [start:plot]
-def plot_scaling(phis, toy_flops, base_flops):
+def plot_scaling(phis, toy_flops):
     """Top: toy FLOPs against φ on log2 with the 1.92^φ law; bottom: implied φ of B1–B7."""
     fig, (top, bottom) = plt.subplots(2, 1, figsize=(5.0, 6.4), layout="constrained")
     ratio = ALPHA * BETA**2 * GAMMA**2

@@ -89,7 +89,13 @@ def blocks(stages):
     """(c_in, c_out, kernel, stride, expand) of every MBConv block, in order."""
     for s in stages:
         for i in range(s.repeats):  # only the first block of a stage changes c and stride
-            yield (s.c_in if i == 0 else s.c_out), s.c_out, s.kernel, (s.stride if i == 0 else 1), s.expand
+            yield (
+                (s.c_in if i == 0 else s.c_out),
+                s.c_out,
+                s.kernel,
+                (s.stride if i == 0 else 1),
+                s.expand,
+            )
 
 
 # --8<-- [end:config]
@@ -97,7 +103,10 @@ def blocks(stages):
 
 # --8<-- [start:model]
 def conv_bn_act(c_in, c_out, k, stride=1, groups=1, act=True):
-    layers = [nn.Conv2d(c_in, c_out, k, stride, k // 2, groups=groups, bias=False), nn.BatchNorm2d(c_out)]
+    layers = [
+        nn.Conv2d(c_in, c_out, k, stride, k // 2, groups=groups, bias=False),
+        nn.BatchNorm2d(c_out),
+    ]
     return nn.Sequential(*layers, nn.SiLU()) if act else nn.Sequential(*layers)
 
 
@@ -122,7 +131,9 @@ class MBConv(nn.Module):
 
 
 class EfficientNet(nn.Sequential):
-    def __init__(self, stages=B0_STAGES, width=1.0, depth=1.0, stem=32, head=1280, num_classes=1000):
+    def __init__(
+        self, stages=B0_STAGES, width=1.0, depth=1.0, stem=32, head=1280, num_classes=1000
+    ):
         stages = scaled_stages(stages, width, depth)
         head = round_filters(head, width)
         super().__init__(
@@ -185,7 +196,9 @@ def build_meta(stages=B0_STAGES, width=1.0, depth=1.0, **kw) -> nn.Module:
 
 
 # --8<-- [start:implied]
-def implied_phi(width: float, depth: float, resolution: int, base=224) -> tuple[float, float, float]:
+def implied_phi(
+    width: float, depth: float, resolution: int, base=224
+) -> tuple[float, float, float]:
     """The φ each dimension of a released model would need under d=α^φ, w=β^φ, r=γ^φ."""
     return math.log(depth) / math.log(ALPHA), math.log(width) / math.log(BETA), \
         math.log(resolution / base) / math.log(GAMMA)  # fmt: skip

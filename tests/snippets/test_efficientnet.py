@@ -82,6 +82,7 @@ def test_round_filters_official_channels(width, head, stem):
 def test_round_filters_ten_percent_rule():
     """10·1.1 = 11: nearest multiple of 8 is 8, which is < 90 % of 11, so 16."""
     assert round_filters(10, 1.1) == 16
+    assert round_filters(19, 0.5) == 16  # 9.5 -> 8 would keep 84 %: still below 90 %
     assert round_filters(44, 1.0) == 48  # half rounds up
     assert round_filters(2, 1.0) == 8  # never below the divisor
 

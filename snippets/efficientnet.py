@@ -213,7 +213,7 @@ def plot_scaling(phis, toy_flops):
     fig, (top, bottom) = plt.subplots(2, 1, figsize=(5.0, 6.4), layout="constrained")
     ratio = ALPHA * BETA**2 * GAMMA**2
     top.plot(phis, np.log2(np.asarray(toy_flops) / toy_flops[0]), "o-", label="玩具网络实测")
-    top.plot(phis, np.asarray(phis) * np.log2(ratio), "--", label="(αβ²γ²)^φ")
+    top.plot(phis, np.asarray(phis) * np.log2(ratio), "--", label=r"$(\alpha\beta^2\gamma^2)^\phi$")
     top.set(xlabel="φ", ylabel="log₂(FLOPs / φ=0)", title="玩具网络：φ 每加 1，FLOPs 约乘 αβ²γ²")
     top.legend(loc="upper left")
     names = [n for n in OFFICIAL if n != "B0"]

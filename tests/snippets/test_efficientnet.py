@@ -117,6 +117,22 @@ def test_compound_and_constraint():
     assert abs(product - 1.9203) < 1e-4
 
 
+def test_released_flops_exceed_dw2r2_law():
+    """Ceil on repeats outweighs the depthwise convs: every B1–B7 costs more than d·w²·r² × B0."""
+    b0 = analytic_cost()[0]
+    for name in ["B1", "B2", "B3", "B4", "B5", "B6", "B7"]:
+        width, depth, res = OFFICIAL[name]
+        law = depth * width**2 * (res / 224) ** 2
+        assert analytic_cost(B0_STAGES, width, depth, res)[0] / b0 > law
+
+
+def test_width_alone_grows_slower_than_square():
+    """Depthwise convs, the 3-channel stem and the 1000-way classifier are linear in width."""
+    base = analytic_cost()[0]
+    assert 3.7 < analytic_cost(width=2.0)[0] / base < 3.8  # the page prints 3.76, not 4
+    assert 3.98 < analytic_cost(resolution=448)[0] / base < 4.0  # SE and classifier only
+
+
 def test_implied_phi_b7():
     """B7's depth 3.1, width 2.0, resolution 600 imply φ ≈ 6.2, 7.3, 7.0."""
     d, w, r = implied_phi(*OFFICIAL["B7"])

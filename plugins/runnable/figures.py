@@ -95,7 +95,20 @@ def capture(salt: str) -> list[dict]:
     return captured
 
 
-class MissingGlyphs(Exception):
+_SVG_SIZE = re.compile(r'<svg\b[^>]*?\swidth="(?P<w>[\d.]+)pt"[^>]*?\sheight="(?P<h>[\d.]+)pt"')
+
+
+def svg_size_px(svg: str) -> tuple[float, float] | None:
+    """A saved figure's width and height in CSS px (matplotlib writes points; 1 pt = 4/3 px)."""
+    size = _SVG_SIZE.search(svg)
+    return (float(size["w"]) * 4 / 3, float(size["h"]) * 4 / 3) if size else None
+
+
+class FigureError(Exception):
+    """A figure that must not be published; the message says why, for the build's error."""
+
+
+class MissingGlyphs(FigureError):
     """A figure's text has characters that no registered font has."""
 
 
@@ -110,7 +123,7 @@ class _Messages(logging.Handler):
         self.messages.append(record.getMessage())
 
 
-class TextTooSmall(Exception):
+class TextTooSmall(FigureError):
     """A figure's text would be too small to read on a phone."""
 
 
@@ -122,14 +135,14 @@ def phone_text(figure, svg: str) -> tuple[float, str, float, float]:  # noqa: AN
     """
     from matplotlib.text import Text
 
-    width_pt = float(re.search(r'<svg[^>]*? width="([\d.]+)pt"', svg)[1])
-    scale = min(1.0, PHONE_COLUMN_PX / (width_pt * 4 / 3))
+    width_px, _ = svg_size_px(svg)  # matplotlib always writes the size
+    scale = min(1.0, PHONE_COLUMN_PX / width_px)
     texts = [t for t in figure.findobj(Text) if t.get_visible() and t.get_text().strip()]
     if not texts:
-        return float("inf"), "", 0.0, width_pt / 72
+        return float("inf"), "", 0.0, width_px / 96
     smallest = min(texts, key=lambda t: t.get_fontsize())
     size = smallest.get_fontsize()
-    return size * 4 / 3 * scale, smallest.get_text(), size, width_pt / 72
+    return size * 4 / 3 * scale, smallest.get_text(), size, width_px / 96
 
 
 def check_phone_text(figure, svg: str) -> None:  # noqa: ANN001 (a matplotlib Figure)
@@ -137,7 +150,7 @@ def check_phone_text(figure, svg: str) -> None:  # noqa: ANN001 (a matplotlib Fi
     if px < MIN_PHONE_TEXT_PX:
         widest = size * 4 / 3 * PHONE_COLUMN_PX / MIN_PHONE_TEXT_PX / 96
         raise TextTooSmall(
-            f"{text!r} ({size:g} pt) shows at {px:.1f} px on a 390 px phone, the figure being "
+            f"a figure's text is too small for a phone: {text!r} ({size:g} pt) shows at {px:.1f} px on a 390 px phone, the figure being "
             f"{inches:.1f} in wide (saved): make the figure at most {widest:.1f} in wide, or "
             f"its text larger (≥ {MIN_PHONE_TEXT_PX} px is readable)"
         )
@@ -158,10 +171,10 @@ def _svg(figure, salt: str) -> str:  # noqa: ANN001 (a matplotlib Figure)
         mathtext.removeHandler(logged)
     missing = sorted({str(w.message) for w in caught if "missing from font" in str(w.message)})
     if missing:
-        raise MissingGlyphs("; ".join(missing))
+        raise MissingGlyphs("a figure has characters no font can draw: " + "; ".join(missing))
     if any("does not have a glyph" in m for m in logged.messages):
         raise MissingGlyphs(
-            "a label with $...$ is drawn wholly by mathtext, whose fonts have no Chinese: "
+            "a figure has characters no font can draw: a label with $...$ is drawn wholly by mathtext, whose fonts have no Chinese: "
             "keep Chinese and $...$ in separate labels; " + "; ".join(sorted(set(logged.messages)))
         )
     for w in caught:

@@ -33,6 +33,7 @@ from pygments.lexers import get_lexer_by_name
 from pygments.util import ClassNotFound
 
 from .fences import Fence, is_true
+from .figures import svg_size_px
 from .runner import FenceResult
 
 DEFAULT_TABS = ("源码", "输出")
@@ -281,7 +282,6 @@ FIGURE_DIR = "assets/runnable"
 FIGURE_SRC = "runnable-figure:"
 #: Alt text of a figure with neither an `alt` option nor a title.
 DEFAULT_ALT = "代码画出的图"
-_SVG_SIZE = re.compile(r'<svg\b[^>]*?\swidth="(?P<w>[\d.]+)pt"[^>]*?\sheight="(?P<h>[\d.]+)pt"')
 
 
 def figure_name(svg: str) -> str:
@@ -300,8 +300,8 @@ def figure_html(figure: dict, *, alt: str | None = None) -> str:
     Material hides `img[src$="#only-dark"]` on light pages and `#only-light` on dark ones.
     Width and height (CSS px, from the SVG's pt) reserve the box before the file loads.
     """
-    size = _SVG_SIZE.search(figure["light"])
-    width, height = (round(float(size[k]) * 4 / 3) for k in "wh") if size else (640, 480)
+    size = svg_size_px(figure["light"])
+    width, height = (round(v) for v in size) if size else (640, 480)
     text = html.escape(figure_alt(figure, alt), quote=True)
     images = [
         f'<img src="{FIGURE_SRC}{figure_name(figure[scheme])}#only-{scheme}" alt="{text}"'

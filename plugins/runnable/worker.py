@@ -19,7 +19,7 @@ from contextlib import contextmanager
 from multiprocessing.connection import Connection
 from pathlib import Path
 
-from .figures import RC, MissingGlyphs, TextTooSmall, capture, register_font
+from .figures import RC, FigureError, capture, register_font
 
 #: The seed every page starts from (part of the cache key: see `SEED_POLICY`).
 SEED = 0
@@ -174,12 +174,9 @@ def figures(salt: str) -> tuple[list[dict], str | None]:
         return [], None
     try:
         return capture(salt), None
-    except MissingGlyphs as error:
+    except FigureError as error:
         sys.modules["matplotlib.pyplot"].close("all")
-        return [], f"a figure has characters no font can draw: {error}"
-    except TextTooSmall as error:
-        sys.modules["matplotlib.pyplot"].close("all")
-        return [], f"a figure's text is too small for a phone: {error}"
+        return [], str(error)
 
 
 def run_page(job: dict, send, root: Path) -> None:

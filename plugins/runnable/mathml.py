@@ -72,8 +72,8 @@ def _alphanumeric(match: re.Match) -> str:
 class MathError(ValueError):
     """A formula latex2mathml cannot convert, or converts with a command left over."""
 
-    def __init__(self, latex: str, reason: str) -> None:
-        super().__init__(f"cannot convert formula ${latex}$: {reason}")
+    def __init__(self, latex: str, reason: str, *, message: str | None = None) -> None:
+        super().__init__(message or f"cannot convert formula ${latex}$: {reason}")
         self.latex, self.reason = latex, reason
 
 
@@ -101,8 +101,34 @@ def to_mathml(latex: str, *, display: bool) -> str:
     return _SPACE_BEFORE.sub(_THIN, _SPACE_AFTER.sub(lambda m: m[0] + _THIN, mathml))
 
 
+# A `$` left in the prose is a formula arithmatex did not take: it wants no space just
+# inside either dollar ("$x + $" stays text), and readers would see raw LaTeX.
+_NOT_PROSE = re.compile(r"<(pre|code|math|script|style)\b.*?</\1>", re.DOTALL)
+_TAG = re.compile(r"<[^>]*>")
+_STRAY_DOLLAR = re.compile(r"\$[^$\n]*\$?")  # to the next dollar: as in the source
+
+
+def stray_dollars(text: str) -> list[MathError]:
+    """An error for each `$` left in `text`'s prose (code, formulas and scripts aside)."""
+    errors = []
+    prose = _TAG.sub("\n", _NOT_PROSE.sub("", text))
+    for match in _STRAY_DOLLAR.finditer(prose):
+        source = html.unescape(match[0]).strip()[:80]
+        errors.append(
+            MathError(
+                source,
+                "not a formula",
+                message=f"a `$` left in the text, shown to readers as is: {source!r}; "
+                "arithmatex takes $...$ as a formula only with no space just inside the "
+                "dollars (write &#36; for a dollar sign)",
+            )
+        )
+    return errors
+
+
 def convert_html(text: str, errors: list[MathError]) -> str:
-    """Replace every arithmatex wrapper in `text` by MathML, appending failures to `errors`."""
+    """Replace every arithmatex wrapper in `text` by MathML, appending failures to `errors`
+    (formulas that do not convert, and `$` left in the prose)."""
 
     def replace(match: re.Match) -> str:
         latex = html.unescape(match["latex"]).strip()
@@ -113,7 +139,9 @@ def convert_html(text: str, errors: list[MathError]) -> str:
             errors.append(error)
             return f'<code class="runnable-math-error">{html.escape(latex)}</code>'
 
-    return _WRAPPED.sub(replace, text)
+    converted = _WRAPPED.sub(replace, text)
+    errors.extend(stray_dollars(converted))
+    return converted
 
 
 class _MathMLPostprocessor(Postprocessor):

@@ -9,7 +9,7 @@ import unicodedata
 
 import pytest
 
-from plugins.runnable.mathml import MathError, to_mathml
+from plugins.runnable.mathml import MathError, convert_html, to_mathml
 
 THIN = '<mspace width="0.1667em"></mspace>'
 
@@ -61,3 +61,17 @@ def test_styled_letters_are_their_own_characters(command: str, name: str, letter
     (char,) = re.findall(r"<mi>([^<]*)</mi>", html.unescape(mathml))
     case = "CAPITAL" if letter.isupper() else "SMALL"
     assert unicodedata.name(char).endswith(f"{name} {case} {letter.upper()}")
+
+
+def test_a_dollar_left_in_the_prose_fails() -> None:
+    """A space just inside a dollar ("$x + $") is no formula to arithmatex: readers saw LaTeX."""
+    errors: list[MathError] = []
+    convert_html('<p>损失 $L = \\big(x\\big) + $ 码本损失</p><p title="$t">b</p>', errors)
+    assert [error.latex for error in errors] == ["$L = \\big(x\\big) + $"]
+
+
+def test_dollars_in_code_and_formulas_are_fine() -> None:
+    errors: list[MathError] = []
+    page = '<pre><code>$ ls</code></pre><p><code>$HOME</code> <span class="arithmatex">\\(x\\)</span></p>'
+    assert "<math" in convert_html(page, errors)
+    assert errors == []

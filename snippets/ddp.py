@@ -141,6 +141,7 @@ def worker(rank: int, world_size: int, port: int, out_dir: str) -> None:
         result = {k: [p.detach() for p in m.parameters()] for k, m in models.items()}
         result |= {"indices": indices, "traces": traces}
         torch.save(result, os.path.join(out_dir, f"rank{rank}.pt"))
+        dist.barrier()  # all ranks done before rank 0, which hosts the TCP store, tears down
     finally:
         dist.destroy_process_group()
 

@@ -69,6 +69,51 @@ def _alphanumeric(match: re.Match) -> str:
     return "<mi>" + "".join(chars) + "</mi>"
 
 
+# latex2mathml sets the limits of \max, \min, \sup, \lim ... (and \operatorname*) as
+# subscripts, also in display math, where TeX sets them underneath. MathML Core does what
+# TeX does for an <munder> whose base is <mo movablelimits="true">: underneath in display
+# math, a subscript inline. (\operatorname{argmax} keeps its limits at the side, as in TeX.)
+_LIMIT_NAMES = "max|min|sup|inf|lim|lim&#x02006;sup|lim&#x02006;inf|det|gcd|Pr"
+_LIMITS = re.compile(rf'<msub><mo(?: movablelimits="true">[^<]*|>(?:{_LIMIT_NAMES}))</mo>')
+_MSUB_TAG = re.compile(r"<(/?)msub>")
+
+
+def _limits_underneath(mathml: str) -> str:
+    """Each `<msub>` whose base is such an operator, as `<munder>` with movable limits."""
+    while match := _LIMITS.search(mathml):
+        depth = 0
+        for tag in _MSUB_TAG.finditer(mathml, match.start()):
+            depth += -1 if tag[1] else 1
+            if depth == 0:
+                break
+        operator = re.sub(r"^<msub><mo[^>]*>", '<munder><mo movablelimits="true">', match[0])
+        mathml = (
+            mathml[: match.start()]
+            + operator
+            + mathml[match.end() : tag.start()]
+            + "</munder>"
+            + mathml[tag.end() :]
+        )
+    return mathml
+
+
+# \big( ... \Bigg]: latex2mathml writes <mo minsize maxsize>, which Chromium sets with an
+# operator's space on both sides, and at normal size when it is the base of a script
+# (\big)^2). TeX sets them as ordinary symbols: no space; a script goes on the big one.
+_SIZED = re.compile(r"<mo ([^>]*\bminsize=[^>]*)>")
+_SIZED_BASE = re.compile(r"<(msup|msub|msubsup)>(<mo [^>]*\bminsize=[^>]*>[^<]*</mo>)")
+# \lVert, \rVert, \lvert come as a bare <mo> that Chromium stretches to its neighbours'
+# height, so one bar of a norm grows and the other (under a ^2) does not, and spaces them as
+# infix operators; TeX sets them at one size, as opening and closing symbols.
+_BARE_BAR = re.compile(r"<mo>(&#x02016;|&#x0007C;)</mo>")
+
+
+def _delimiters_as_tex(mathml: str) -> str:
+    mathml = _SIZED.sub(r'<mo \1 lspace="0" rspace="0">', mathml)
+    mathml = _SIZED_BASE.sub(r"<\1><mrow>\2</mrow>", mathml)
+    return _BARE_BAR.sub(r'<mo stretchy="false" lspace="0" rspace="0">\1</mo>', mathml)
+
+
 class MathError(ValueError):
     """A formula latex2mathml cannot convert, or converts with a command left over."""
 
@@ -97,7 +142,7 @@ def to_mathml(latex: str, *, display: bool) -> str:
         raise MathError(latex, f"unknown command {leftover[1]}")
     if "<mi>&</mi>" in mathml or 'linebreak="newline"' in mathml:
         raise MathError(latex, "aligned rows are not laid out: use \\begin{array}{rl} or align*")
-    mathml = _VARIANT.sub(_alphanumeric, mathml)
+    mathml = _delimiters_as_tex(_limits_underneath(_VARIANT.sub(_alphanumeric, mathml)))
     return _SPACE_BEFORE.sub(_THIN, _SPACE_AFTER.sub(lambda m: m[0] + _THIN, mathml))
 
 

@@ -75,3 +75,37 @@ def test_dollars_in_code_and_formulas_are_fine() -> None:
     page = '<pre><code>$ ls</code></pre><p><code>$HOME</code> <span class="arithmatex">\\(x\\)</span></p>'
     assert "<math" in convert_html(page, errors)
     assert errors == []
+
+
+@pytest.mark.parametrize(
+    ("latex", "operator"),
+    [(r"\max_{i} x_i", "max"), (r"\min_\theta L", "min"), (r"\sup_x f", "sup"),
+     (r"\operatorname*{argmax}_k p_k", "argmax")],
+)  # fmt: skip
+def test_limits_go_underneath_in_display(latex: str, operator: str) -> None:
+    """TeX sets these limits under the operator in display math and as a subscript inline:
+    MathML Core does both for an <munder> whose base has movablelimits."""
+    mathml = to_mathml(latex, display=True)
+    assert f'<munder><mo movablelimits="true">{operator}</mo>' in mathml
+    assert mathml.count("<munder>") == mathml.count("</munder>") == 1
+    assert "<msub><mo" not in mathml
+
+
+def test_argmax_without_star_keeps_its_limits_at_the_side() -> None:
+    assert "<munder>" not in to_mathml(r"\operatorname{argmax}_k p_k", display=True)
+
+
+def test_a_sized_delimiter_under_a_script_keeps_its_size() -> None:
+    """\\big)^2: the script's base is the sized delimiter in its own <mrow> (Chromium sets a
+    bare <mo> base at normal size), without operator spaces, like every \\big delimiter."""
+    mathml = to_mathml(r"\big(a\big)^2", display=False)
+    assert re.search(
+        r"<msup><mrow><mo [^>]*minsize=\"1.2em\"[^>]*>\)</mo></mrow><mn>2</mn>", mathml
+    )
+    assert mathml.count('lspace="0" rspace="0"') == 2
+
+
+def test_norm_bars_do_not_stretch() -> None:
+    """\\lVert x\\rVert^2: both bars one size (Chromium stretched the first one only)."""
+    mathml = to_mathml(r"\lVert z_{e,i} \rVert^2", display=True)
+    assert mathml.count('<mo stretchy="false" lspace="0" rspace="0">&#x02016;</mo>') == 2

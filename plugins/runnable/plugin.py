@@ -43,7 +43,7 @@ from .render import (
     resolve_figure_urls,
 )
 from .report import report_data, report_markdown
-from .search import compact_index, exclude_code, strip_before_indexing
+from .search import compact_index, exclude_code, fix_query_segmenter, strip_before_indexing
 
 log = logging.getLogger("mkdocs.plugins.runnable")
 
@@ -282,6 +282,10 @@ class RunnablePlugin(BasePlugin[RunnableConfig]):
         if not self.config.enabled:
             return
         compact_index(Path(config.site_dir) / "search/search_index.json")
+        for problem in fix_query_segmenter(Path(config.site_dir)):
+            log.warning(
+                f"search worker not patched (Chinese queries lose their last word): {problem}"
+            )
         stats = self.excerpt_stats
         log.debug(
             f"excerpts: {stats.shortened} shortened, {stats.full} converted whole"

@@ -292,31 +292,27 @@ def indexed_words(site_dir: Path) -> dict[str, list[str]]:
 
 
 def search_phrases(post: Post, site_dir: Path) -> list[str]:
-    """A word only this post uses, with the one-character word after it in its paragraph.
+    """Words only this post uses (as the build's jieba cut them), from its paragraphs.
 
     Search ranks pages by the words of a query (Material cuts a Chinese query into the
     index's words and ORs them), so a phrase of common words ranks a dozen pages above the
     post even when the phrase as a whole is unique to it; a reader searches for what is
-    particular to a post. The word is not typed alone: Material's query segmenter
-    (`segment` in its search worker) never tries a word that ends the query, so it would
-    search the word's first character only ("给定" finds everything starting with "给");
-    a one-character word after it is what it drops instead.
+    particular to a post. Typed alone, such a word is the query's last word, which
+    Material's query segmenter dropped (searching its first character only, "给定" as
+    给*) until the build patched its worker (`fix_query_segmenter`): this checks the patch.
     """
     words = indexed_words(site_dir)
     elsewhere = {w for p in POSTS if p is not post for w in words[p.url]}
     paragraphs = paragraph_text(post.html_path(site_dir))
-    mine = words[post.url]
     candidates = []
-    for word, after in itertools.pairwise(mine):
-        phrase = word + after
+    for word in words[post.url]:
         if (
             len(word) >= 2
-            and len(after) == 1
             and word not in elsewhere
-            and phrase in paragraphs  # body text, not a heading or code
-            and phrase not in candidates
+            and word in paragraphs  # body text, not a heading or code
+            and word not in candidates
         ):
-            candidates.append(phrase)
+            candidates.append(word)
     assert len(candidates) >= PHRASES_PER_POST, f"too few words only this post uses: {candidates}"
     # spread over the whole post: one from each part
     step = len(candidates) / PHRASES_PER_POST

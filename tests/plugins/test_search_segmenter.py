@@ -1,0 +1,78 @@
+"""The search worker's Chinese query segmenter, as the built site ships it (patched)."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import material
+import pytest
+
+from plugins.runnable.search import SEGMENTER_FIX, fix_query_segmenter
+
+WORKERS = Path(material.__file__).parent / "templates/assets/javascripts/workers"
+SEGMENT = re.compile(
+    r"function \w+\(t,e\)\{let r=new Set,n=new Uint16Array.*?return r\.has\(\"\"\)\?new Set\(\[t\]\):r\}"
+)
+
+
+@pytest.fixture
+def site(tmp_path: Path) -> Path:
+    target = tmp_path / "assets/javascripts/workers"
+    target.mkdir(parents=True)
+    for worker in WORKERS.glob("search.*.min.js"):
+        shutil.copy(worker, target)
+    return tmp_path
+
+
+def worker_text(site: Path) -> str:
+    (worker,) = (site / "assets/javascripts/workers").glob("search.*.min.js")
+    return worker.read_text(encoding="utf-8")
+
+
+def test_the_pinned_worker_is_patched_once(site: Path) -> None:
+    assert fix_query_segmenter(site) == []
+    patched = worker_text(site)
+    assert all(new in patched and old not in patched for old, new in SEGMENTER_FIX)
+    assert fix_query_segmenter(site) == []  # a second build (serve) changes nothing
+    assert worker_text(site) == patched
+
+
+def test_a_different_worker_is_reported(tmp_path: Path) -> None:
+    workers = tmp_path / "assets/javascripts/workers"
+    workers.mkdir(parents=True)
+    (workers / "search.0000.min.js").write_text("function segment(){}", encoding="utf-8")
+    assert len(fix_query_segmenter(tmp_path)) == len(SEGMENTER_FIX)
+
+
+def segment(site: Path, query: str, words: list[str]) -> set[str]:
+    """The worker's own segment function, run by node on `query` with an index of `words`."""
+    (function,) = SEGMENT.findall(worker_text(site))
+    script = f"const segment = {function};\nconsole.log(JSON.stringify([...segment({json.dumps(query)}, {json.dumps(dict.fromkeys(words, 1))})]))"
+    result = subprocess.run(["node", "-e", script], capture_output=True, text=True, check=True)
+    return set(json.loads(result.stdout))
+
+
+@pytest.mark.skipif(
+    shutil.which("node") is None, reason="needs node to run the worker's JavaScript"
+)
+@pytest.mark.parametrize(
+    ("query", "words", "expected"),
+    [
+        ("视图追踪", ["视图", "追踪"], {"视图", "追踪"}),  # the last word was dropped
+        ("给定的", ["给定", "的", "给"], {"给定", "的"}),  # a last one-character word too
+        ("反向传播算法", ["反向", "传播", "算法"], {"反向", "传播", "算法"}),
+        ("梯度", ["梯度", "梯"], {"梯度"}),  # one word: was cut to its first character
+    ],
+)
+def test_every_word_of_the_query_is_searched(
+    site: Path, query: str, words: list[str], expected: set[str]
+) -> None:
+    """Each query is a concatenation of index words: all of them must be searched."""
+    original = segment(site, query, words)
+    fix_query_segmenter(site)
+    assert segment(site, query, words) == expected
+    assert original != expected  # what readers got before the patch

@@ -114,6 +114,28 @@ def _delimiters_as_tex(mathml: str) -> str:
     return _BARE_BAR.sub(r'<mo stretchy="false" lspace="0" rspace="0">\1</mo>', mathml)
 
 
+# \bar and \hat over one symbol: latex2mathml draws the bar stretchy (Chromium sets it short
+# and off-centre over an italic letter) and the hat as an ASCII "^" that Chromium widens to
+# the letter (\widehat's look). TeX centres a fixed-size accent: so do these.
+_ONE_SYMBOL = r"(?:<mrow>)?<m[ion]>[^<]*</m[ion]>(?:</mrow>)?"
+_ACCENTS = (
+    (
+        re.compile(rf'<mover>({_ONE_SYMBOL})<mo stretchy="true">&#x000AF;</mo></mover>'),
+        r'<mover accent="true">\1<mo stretchy="false">&#x000AF;</mo></mover>',
+    ),
+    (
+        re.compile(rf'<mover accent="true">({_ONE_SYMBOL})<mo>&#x0005E;</mo></mover>'),
+        r'<mover accent="true">\1<mo stretchy="false">&#x002C6;</mo></mover>',
+    ),
+)
+
+
+def _accents_as_tex(mathml: str) -> str:
+    for pattern, replacement in _ACCENTS:
+        mathml = pattern.sub(replacement, mathml)
+    return mathml
+
+
 class MathError(ValueError):
     """A formula latex2mathml cannot convert, or converts with a command left over."""
 
@@ -142,7 +164,8 @@ def to_mathml(latex: str, *, display: bool) -> str:
         raise MathError(latex, f"unknown command {leftover[1]}")
     if "<mi>&</mi>" in mathml or 'linebreak="newline"' in mathml:
         raise MathError(latex, "aligned rows are not laid out: use \\begin{array}{rl} or align*")
-    mathml = _delimiters_as_tex(_limits_underneath(_VARIANT.sub(_alphanumeric, mathml)))
+    mathml = _VARIANT.sub(_alphanumeric, mathml)
+    mathml = _accents_as_tex(_delimiters_as_tex(_limits_underneath(mathml)))
     return _SPACE_BEFORE.sub(_THIN, _SPACE_AFTER.sub(lambda m: m[0] + _THIN, mathml))
 
 

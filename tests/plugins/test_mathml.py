@@ -109,3 +109,19 @@ def test_norm_bars_do_not_stretch() -> None:
     """\\lVert x\\rVert^2: both bars one size (Chromium stretched the first one only)."""
     mathml = to_mathml(r"\lVert z_{e,i} \rVert^2", display=True)
     assert mathml.count('<mo stretchy="false" lspace="0" rspace="0">&#x02016;</mo>') == 2
+
+
+@pytest.mark.parametrize(
+    ("latex", "accent"),
+    [(r"\bar{x}", "&#x000AF;"), (r"\bar x", "&#x000AF;"), (r"\bar{\alpha}_t", "&#x000AF;"),
+     (r"\hat{y}", "&#x002C6;"), (r"\hat x", "&#x002C6;")],
+)  # fmt: skip
+def test_bar_and_hat_are_fixed_size_accents(latex: str, accent: str) -> None:
+    """One centred accent of the font's size, as TeX sets \\bar and \\hat (not stretched)."""
+    mathml = to_mathml(latex, display=False)
+    assert f'<mo stretchy="false">{accent}</mo></mover>' in mathml
+    assert '<mover accent="true">' in mathml
+
+
+def test_wide_accents_still_stretch() -> None:
+    assert "&#x002C6;" not in to_mathml(r"\widehat{xy}", display=False)

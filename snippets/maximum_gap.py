@@ -14,6 +14,7 @@ to it (comparisons, bucket indices, digit extractions, moves): counted, not time
 import math
 import random
 from collections import Counter
+from itertools import pairwise
 
 import matplotlib.pyplot as plt
 
@@ -24,7 +25,7 @@ import matplotlib.pyplot as plt
 def maximum_gap_sort(nums: list[int]) -> int:
     """Reference: sort, then the largest neighbour difference. O(n log n) comparisons."""
     s = sorted(nums)
-    return max((b - a for a, b in zip(s, s[1:])), default=0)
+    return max((b - a for a, b in pairwise(s)), default=0)
 
 
 class Counted:
@@ -131,7 +132,7 @@ def maximum_gap_radix(nums: list[int], ops: Counter | None = None) -> int:
     ops = Counter() if ops is None else ops
     s = radix_sort(nums, ops)
     ops["scan"] += max(0, len(s) - 1)
-    return max((b - a for a, b in zip(s, s[1:])), default=0)
+    return max((b - a for a, b in pairwise(s)), default=0)
 
 
 # --8<-- [end:radix]
@@ -149,9 +150,14 @@ def random_case(rng: random.Random) -> list[int]:
     if kind == "dups":
         return [rng.randint(0, 5) for _ in range(n)]  # few distinct values
     if kind == "large":
-        return [rng.randint(10**9 - 100, 10**9) if rng.random() < 0.5 else rng.randint(0, 10**9) for _ in range(n)]
+        return [
+            rng.randint(10**9 - 100, 10**9) if rng.random() < 0.5 else rng.randint(0, 10**9)
+            for _ in range(n)
+        ]
     if kind == "clustered":  # two tight clusters far apart: the answer is one huge gap
-        return [rng.randint(0, 3) for _ in range(n // 2)] + [rng.randint(10**6, 10**6 + 3) for _ in range(n - n // 2)]
+        return [rng.randint(0, 3) for _ in range(n // 2)] + [
+            rng.randint(10**6, 10**6 + 3) for _ in range(n - n // 2)
+        ]
     return [rng.randint(0, 100) for _ in range(n)]
 
 
@@ -164,7 +170,7 @@ def plot_buckets(nums: list[int]):
     lo, b, m = bucket_layout(nums)
     s = sorted(set(nums))
     gap = maximum_gap_bucket(nums)
-    left = next(a for a, c in zip(s, s[1:]) if c - a == gap)  # leftmost winning pair
+    left = next(a for a, c in pairwise(s) if c - a == gap)  # leftmost winning pair
     fig, ax = plt.subplots(figsize=(5.2, 2.6), layout="constrained")
     for i in range(m + 1):
         ax.axvline(lo + i * b, color="0.6", lw=1, ls="--", zorder=0)
@@ -173,8 +179,12 @@ def plot_buckets(nums: list[int]):
         if not inside:
             ax.text(lo + (i + 0.5) * b, 0.55, "空", ha="center", fontsize=10, color="0.45")
     ax.axvspan(left, left + gap, ymin=0.3, ymax=0.7, color="tab:orange", alpha=0.35, lw=0)
-    ax.annotate("", xy=(left + gap, 0.25), xytext=(left, 0.25),
-                arrowprops={"arrowstyle": "<->", "color": "tab:orange", "lw": 2})
+    ax.annotate(
+        "",
+        xy=(left + gap, 0.25),
+        xytext=(left, 0.25),
+        arrowprops={"arrowstyle": "<->", "color": "tab:orange", "lw": 2},
+    )
     ax.text(left + gap / 2, 0.05, f"最大间距 {gap}", ha="center", fontsize=11, color="tab:orange")
     ax.scatter(nums, [0.45] * len(nums), s=40, color="tab:blue", zorder=3)
     ax.set_ylim(-0.1, 1.0)
@@ -192,8 +202,11 @@ def plot_ops(rows: list[dict]):
     """Steps per element against n: the comparison sort grows like log2 n, the others level off."""
     fig, ax = plt.subplots(figsize=(5.0, 3.6), layout="constrained")
     ns = [r["n"] for r in rows]
-    for key, label, style in [("sort", "sorted() 的比较", "o-"), ("bucket", "桶方法", "s-"),
-                              ("radix", "基数排序", "^-")]:
+    for key, label, style in [
+        ("sort", "sorted() 的比较", "o-"),
+        ("bucket", "桶方法", "s-"),
+        ("radix", "基数排序", "^-"),
+    ]:
         ax.plot(ns, [r[key] / r["n"] for r in rows], style, label=label)
     ax.plot(ns, [math.lgamma(n + 1) / math.log(2) / n for n in ns], "k:", label="下界 log₂(n!)/n")
     ax.set_xscale("log")
@@ -212,5 +225,7 @@ def plot_ops(rows: list[dict]):
 if __name__ == "__main__":
     rng = random.Random(0)
     cases = [random_case(rng) for _ in range(10_000)]
-    bad = [c for c in cases if not maximum_gap_bucket(c) == maximum_gap_radix(c) == maximum_gap_sort(c)]
+    bad = [
+        c for c in cases if not maximum_gap_bucket(c) == maximum_gap_radix(c) == maximum_gap_sort(c)
+    ]
     print(f"{len(cases)} cases, {len(bad)} disagreements")

@@ -33,7 +33,9 @@ def oracle(nums: list[int]) -> int:
 
 
 # values: the full LeetCode range, a handful of small ones (duplicates), ones next to 10**9
-values = st.one_of(st.integers(0, LEETCODE_MAX), st.integers(0, 6), st.integers(LEETCODE_MAX - 3, LEETCODE_MAX))
+values = st.one_of(
+    st.integers(0, LEETCODE_MAX), st.integers(0, 6), st.integers(LEETCODE_MAX - 3, LEETCODE_MAX)
+)
 inputs = st.one_of(
     st.lists(values, min_size=1, max_size=60),
     st.builds(lambda v, n: [v] * n, st.integers(0, LEETCODE_MAX), st.integers(1, 30)),  # all equal

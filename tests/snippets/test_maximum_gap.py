@@ -76,14 +76,18 @@ def test_pigeonhole_layout(nums: list[int]) -> None:
 
 
 def test_bucket_step_counts() -> None:
-    """The bucket method: n bucket indices, m bucket visits, at most 5n comparisons (linear)."""
+    """Bucket steps: n indices, m visits, 2(n-1) + 2(n-k) + (k-1) comparisons for k non-empty buckets."""
     rng = random.Random(1)
-    nums = [rng.randint(0, LEETCODE_MAX) for _ in range(2000)]
+    nums = [rng.randint(0, 50) for _ in range(300)] + [
+        rng.randint(0, LEETCODE_MAX) for _ in range(2000)
+    ]
+    n, lo, hi = len(nums), min(nums), max(nums)
+    b = max(1, (hi - lo) // (n - 1))
+    k = len({(v - lo) // b for v in nums})  # non-empty buckets
     ops = Counter()
     maximum_gap_bucket(nums, ops)
-    _, _, m = bucket_layout(nums)
-    assert ops["index"] == len(nums) and ops["scan"] == m
-    assert 2 * (len(nums) - 1) <= ops["compare"] <= 5 * len(nums)
+    assert ops["index"] == n and ops["scan"] == (hi - lo) // b + 1
+    assert ops["compare"] == 2 * (n - 1) + 2 * (n - k) + (k - 1) <= 5 * n
 
 
 def test_radix_step_counts() -> None:

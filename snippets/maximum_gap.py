@@ -166,7 +166,7 @@ def random_case(rng: random.Random) -> list[int]:
 
 # --8<-- [start:plot]
 def plot_buckets(nums: list[int]):
-    """Number line: the points, the bucket edges, each bucket's min/max, the winning gap."""
+    """Number line: the points, the bucket edges, the empty buckets, the winning gap."""
     lo, b, m = bucket_layout(nums)
     s = sorted(set(nums))
     gap = maximum_gap_bucket(nums)
@@ -177,7 +177,7 @@ def plot_buckets(nums: list[int]):
     for i in range(m):
         inside = [v for v in s if lo + i * b <= v < lo + (i + 1) * b]
         if not inside:
-            ax.text(lo + (i + 0.5) * b, 0.55, "空", ha="center", fontsize=10, color="0.45")
+            ax.text(lo + (i + 0.5) * b, 0.75, "空", ha="center", fontsize=10, color="0.35")
     ax.axvspan(left, left + gap, ymin=0.3, ymax=0.7, color="tab:orange", alpha=0.35, lw=0)
     ax.annotate(
         "",

@@ -3,6 +3,7 @@
 import math
 import random
 from collections import Counter
+from functools import cmp_to_key
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -111,6 +112,22 @@ def test_sort_comparisons_meet_the_lower_bound() -> None:
         counts.append(ops["<"])
     assert sum(counts) / len(counts) >= math.lgamma(n + 1) / math.log(2)
     assert sort_comparisons(list(range(n)))["<"] == n - 1  # one ascending run: n - 1 comparisons
+
+
+def test_comparison_count_matches_cmp_to_key() -> None:
+    """Counted's '<' acts like int '<': sorted() compares exactly as often as through cmp_to_key."""
+    rng = random.Random(3)
+    for n in (1, 2, 10, 100, 500):
+        nums = [rng.randint(0, 9) for _ in range(n)]  # many ties: a wrong '<' takes another path
+        calls = 0
+
+        def cmp(a: int, b: int) -> int:
+            nonlocal calls
+            calls += 1
+            return (a > b) - (a < b)
+
+        assert sorted(nums, key=cmp_to_key(cmp)) == sorted(nums)
+        assert sort_comparisons(nums) == Counter({"<": calls})  # missing counts as 0 (3.10+)
 
 
 def test_random_cases_cover_the_edge_kinds() -> None:

@@ -4,10 +4,10 @@ The clone must leave exactly the list the C module leaves after every heapify/pu
 exactly as many `<` calls; the textbook variant must be a correct heap with more pop comparisons.
 """
 
+import _heapq
 import heapq
 import random
 
-import _heapq
 from hypothesis import given, settings
 from hypothesis import strategies as st
 

@@ -185,13 +185,14 @@ def plot_curves(ns: list[int], curves: dict[str, list[float]]):
     top.plot(ns, curves["heapify"], marker="o", label="heapify")
     top.plot(ns, curves["push"], marker="s", label="逐个 heappush（随机顺序）")
     top.plot(ns, curves["push_desc"], marker="^", label="逐个 heappush（降序，最坏）")
+    top.axhline(2, color="gray", linestyle="--", linewidth=1, label="heapify 上界 2")
     top.set(ylabel="比较次数 / n")
     top.set_title("建堆：heapify 每元素不到 2 次", fontsize=11)
     bottom.plot(ns, curves["pop"], marker="o", label="heapq 的 heappop（到叶再回升）")
     bottom.plot(ns, curves["pop_textbook"], marker="s", label="教科书 sift-down（提前停）")
     bottom.set(ylabel="比较次数 / n", xlabel="n（对数轴）", xscale="log", ylim=(0, None))
     bottom.set_title("弹空整个堆：每次 pop 的比较次数", fontsize=11)
-    top.set_ylim(0, None)
+    top.set_ylim(0, 1.4 * max(curves["push_desc"]))  # headroom: the legend sits above the data
     for ax in (top, bottom):
         ax.grid(alpha=0.3)
         ax.legend(fontsize=10, loc="upper left")

@@ -17,6 +17,7 @@ from snippets.heapq_internals import (
     heapify,
     heappop,
     heappush,
+    per_item_curves,
     textbook_heapify,
     textbook_heappop,
     wrap,
@@ -91,9 +92,65 @@ def test_comparison_counts_equal_c(values):
 @settings(max_examples=60, deadline=None)
 @given(st.lists(st.integers(-1000, 1000), max_size=300))
 def test_heapify_at_most_2n(values):
-    """heapify uses at most 2n comparisons, also on sorted and reverse-sorted input."""
+    """heapify uses at most 2(n - popcount(n)) < 2n comparisons, also on sorted input."""
+    n = len(values)
     for v in (values, sorted(values), sorted(values, reverse=True)):
-        assert count_comparisons(v, "C _heapq")["heapify"] <= 2 * len(v)
+        assert count_comparisons(v, "C _heapq")["heapify"] <= 2 * (n - bin(n).count("1"))
+
+
+class Counted:
+    """The test's own counter (independent of the module's Key): every `<` adds one."""
+
+    calls = 0
+
+    def __init__(self, value):
+        self.value = value
+
+    def __lt__(self, other):
+        Counted.calls += 1
+        return self.value < other.value
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(st.integers(-20, 20), max_size=120))
+def test_count_comparisons_matches_a_separate_count(values):
+    """count_comparisons' three phases equal a count made here with heapq and a separate class."""
+    Counted.calls = 0
+    heapq.heapify([Counted(v) for v in values])
+    heapify_calls, Counted.calls = Counted.calls, 0
+    heap = []
+    for v in values:
+        heapq.heappush(heap, Counted(v))
+    push_calls, Counted.calls = Counted.calls, 0
+    while heap:
+        heapq.heappop(heap)
+    expected = {"heapify": heapify_calls, "push": push_calls, "pop": Counted.calls}
+    assert count_comparisons(values, "C _heapq") == expected
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(st.integers(-3, 3), max_size=200))
+def test_textbook_heapify_on_a_heap_costs_n_minus_1(values):
+    """Sorted input is already a heap: the textbook sift stops at once, ties included.
+
+    Each of the n//2 inner nodes costs 2 comparisons (pick a child, test newitem), except that
+    a node with a single child skips the first: n - 1 in all.
+    """
+    n = len(values)
+    assert count_comparisons(sorted(values), "textbook")["heapify"] == max(n - 1, 0)
+
+
+def test_experiment_curves_against_closed_forms():
+    """Descending pushes climb to the root: item i costs depth(i) = floor(log2(i+1)) compares.
+
+    Heapify stays within its bound, and from n = 64 on the textbook pops cost more.
+    """
+    ns = [1, 2, 5, 64, 300]
+    curves = per_item_curves(ns, seed=4)
+    for k, n in enumerate(ns):
+        assert round(curves["push_desc"][k] * n) == sum((i + 1).bit_length() - 1 for i in range(n))
+        assert round(curves["heapify"][k] * n) <= 2 * (n - bin(n).count("1"))
+    assert all(t > p for t, p in zip(curves["pop_textbook"][3:], curves["pop"][3:], strict=True))
 
 
 @settings(max_examples=60, deadline=None)

@@ -146,7 +146,7 @@ def plot_table(dp: list[list[int]], weights: list[int]):
                                    ls="-" if taken else "--"))  # fmt: skip
     ax.set_xticks(range(0, cap + 1, 2))
     ax.set_yticks(range(n + 1))
-    ax.set_yticklabels([f"{i}（w={weights[i - 1]}）" if i else "0" for i in range(n + 1)])
+    ax.set_yticklabels([f"{i}（重 {weights[i - 1]}）" if i else "0" for i in range(n + 1)])
     ax.tick_params(labelsize=10)
     ax.set_xlabel("容量 w", fontsize=11)
     ax.set_ylabel("前 i 件物品", fontsize=11)

@@ -116,3 +116,15 @@ def test_plot_trees_smoke():
     titles = [ax.get_title() for ax in fig.axes]
     assert "[1,1,6]" in titles[0] and "[1,1,6]" not in titles[1]
     plt.close(fig)
+
+
+@SETTINGS
+@given(c=distinct, target=st.integers(1, 30))
+def test_break_stops_the_loop(c, target):
+    """After a prune the loop stops: no node has two pruned children or a branch after its prune."""
+    log = []
+    backtrack(c, target, reuse=True, skip=None, log=log)
+    last_status = {}
+    for parent, _, _, status in log:
+        assert last_status.get(parent) != "prune"
+        last_status[parent] = status

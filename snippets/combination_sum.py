@@ -34,8 +34,8 @@ def backtrack(candidates, target, *, reuse, skip="start", log=None):
         if remain == 0:
             result.append(path.copy())  # a copy: `path` keeps changing after this line
             return
+        first = start if skip == "start" else 0  # the duplicate rule looks at i > first
         for i in range(start, len(c)):
-            first = start if skip == "start" else 0
             if skip is not None and i > first and c[i] == c[i - 1]:
                 _record(log, node, c[i], remain, "skip")
                 continue  # same value at the same depth: the left sibling's subtree again

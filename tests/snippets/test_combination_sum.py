@@ -37,6 +37,16 @@ def _subsets_by_combinations(candidates, target):
     }
 
 
+def _multisets_by_cwr(candidates, target):
+    """A second LC 39 oracle, outside the module: non-decreasing tuples of length r, r ≤ T / min c."""
+    return {
+        t
+        for r in range(target // min(candidates) + 1)
+        for t in itertools.combinations_with_replacement(sorted(candidates), r)
+        if sum(t) == target
+    }
+
+
 def test_leetcode_examples():
     """The examples in the LeetCode 39 and 40 statements."""
     assert combination_sum([2, 3, 6, 7], 7) == [[2, 2, 3], [7]]
@@ -51,7 +61,7 @@ def test_leetcode_examples():
 def test_lc39_matches_multiplicity_vectors_and_dp(c, target):
     """LC 39 equals the multiplicity-vector enumeration as a set, has no repeats, count = DP."""
     got = combination_sum(c, target)
-    assert _as_set(got) == brute_force_multiplicities(c, target)
+    assert _as_set(got) == brute_force_multiplicities(c, target) == _multisets_by_cwr(c, target)
     assert len(got) == len(_as_set(got)) == count_unbounded(c, target)
     assert all(sum(a) == target and a == sorted(a) for a in got)
 
@@ -128,3 +138,18 @@ def test_break_stops_the_loop(c, target):
     for parent, _, _, status in log:
         assert last_status.get(parent) != "prune"
         last_status[parent] = status
+
+
+@SETTINGS
+@given(c=st.lists(st.integers(-6, 6), min_size=1, max_size=9), target=st.integers(1, 12))
+def test_lc40_with_zeros_and_negatives(c, target):
+    """The page's claim: `break` needs only sorted order, so LC 40 stays right with c_i ≤ 0."""
+    got = combination_sum2(c, target)
+    assert _as_set(got) == _subsets_by_combinations(c, target)
+    assert len(got) == len(_as_set(got))
+
+
+def test_lc39_on_repeated_candidates_lists_a_combination_once_per_index_sequence():
+    """The page's pitfall: [2, 2, 3] gives (0,0,2), (0,1,2), (1,1,2) -> [2,2,3] three times."""
+    assert combination_sum([2, 2, 3], 7) == [[2, 2, 3]] * 3
+    assert combination_sum(set([2, 2, 3]), 7) == [[2, 2, 3]]

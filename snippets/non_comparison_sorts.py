@@ -104,6 +104,12 @@ def bucket_sizes(x: np.ndarray, m: int | None = None, cdf=None) -> np.ndarray:
     return np.bincount(bucket_index(x, m, cdf), minlength=m)
 
 
+def expected_sum_squares(n: int, data_cdf=lambda t: t) -> float:
+    """E[Σ n_i²] for n i.i.d. keys with CDF G in n buckets: n_i ~ Binomial(n, p_i)."""
+    p = np.diff(data_cdf(np.arange(n + 1) / n))  # p_i = G((i+1)/n) − G(i/n)
+    return float(np.sum(n * p * (1 - p) + (n * p) ** 2))  # E[n_i²] = Var + mean²
+
+
 # --8<-- [end:bucket]
 
 

@@ -13,6 +13,7 @@ from snippets.non_comparison_sorts import (
     bucket_sizes,
     counting_argsort,
     counting_ops,
+    expected_sum_squares,
     insertion_argsort,
     int32_to_ordered_uint32,
     log2_factorial,
@@ -154,3 +155,13 @@ def test_log2_factorial():
     """lg(n!) against the exact product for small n."""
     for n in (1, 2, 5, 20):
         assert math.isclose(log2_factorial(n), math.log2(math.factorial(n)), abs_tol=1e-9)
+
+
+def test_expected_sum_squares():
+    """Uniform keys give 2n - 1 (CLRS eq. 8.3 summed); u**4 matches a Monte Carlo mean."""
+    for n in (1, 2, 10, 1000):
+        assert math.isclose(expected_sum_squares(n), 2 * n - 1, rel_tol=1e-12)
+    rng = np.random.default_rng(3)
+    n = 300
+    mc = np.mean([(bucket_sizes(rng.random(n) ** 4) ** 2).sum() for _ in range(400)])
+    assert math.isclose(expected_sum_squares(n, lambda t: t**0.25), mc, rel_tol=0.03)

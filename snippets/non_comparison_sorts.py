@@ -67,7 +67,7 @@ def int32_to_ordered_uint32(x: np.ndarray) -> np.ndarray:
 def bucket_index(x: np.ndarray, m: int, cdf=None) -> np.ndarray:
     """Bucket ⌊m·F(x)⌋ of each x in [0, 1); F is the identity unless a CDF is given."""
     u = np.asarray(x, dtype=np.float64) if cdf is None else cdf(np.asarray(x, dtype=np.float64))
-    return np.minimum(np.floor(m * u).astype(np.int64), m - 1)  # guard: m·u rounds up to m
+    return np.minimum(np.floor(m * u).astype(np.int64), m - 1)  # guard: F(x) may round to 1.0
 
 
 def insertion_argsort(x: list[float], idx: list[int]) -> int:

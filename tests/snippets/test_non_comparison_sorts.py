@@ -104,6 +104,8 @@ def test_bucket_index_edges_and_histogram():
     """0 goes to bucket 0, the largest double below 1 to bucket m-1; counts match np.histogram."""
     for m in (1, 3, 7, 10, 1000, 2**20 + 1):
         assert bucket_index(np.array([0.0, below_one]), m).tolist() == [0, m - 1]
+        # (1 - 2**-53) ** 0.25 rounds to 1.0: without the clamp this key would get bucket m
+        assert bucket_index(np.array([below_one]), m, cdf=lambda t: t**0.25).tolist() == [m - 1]
     x = np.random.default_rng(2).random(5000)
     assert np.array_equal(bucket_sizes(x, 50), np.histogram(x, bins=50, range=(0, 1))[0])
 

@@ -45,7 +45,7 @@ def radix_argsort(keys: np.ndarray, r: int = 8, bits: int = 32) -> np.ndarray:
     order = np.arange(len(keys))
     mask = (1 << r) - 1
     for shift in range(0, bits, r):  # least significant digit first
-        digit = ((keys[order] >> np.uint64(shift)) & np.uint64(mask)).tolist()  # d-th digit
+        digit = ((keys[order] >> np.uint64(shift)) & np.uint64(mask)).tolist()  # r-bit digit
         order = order[counting_argsort(digit, 1 << r)]  # stable: earlier passes break ties
     return order
 
@@ -67,6 +67,8 @@ def int32_to_ordered_uint32(x: np.ndarray) -> np.ndarray:
 def bucket_index(x: np.ndarray, m: int, cdf=None) -> np.ndarray:
     """Bucket ⌊m·F(x)⌋ of each x in [0, 1); F is the identity unless a CDF is given."""
     u = np.asarray(x, dtype=np.float64) if cdf is None else cdf(np.asarray(x, dtype=np.float64))
+    if u.size and not (u.min() >= 0.0 and u.max() <= 1.0):  # a list takes buckets[-1] silently
+        raise ValueError("bucket sort needs F(x) in [0, 1]")
     return np.minimum(np.floor(m * u).astype(np.int64), m - 1)  # guard: F(x) may round to 1.0
 
 
@@ -138,7 +140,7 @@ def log2_factorial(n: int) -> float:
 # --8<-- [start:figure]
 def plot_occupancy(samples: dict[str, np.ndarray]):
     """One panel per input, stacked: how many keys land in each of the n buckets."""
-    fig, axes = plt.subplots(len(samples), 1, figsize=(5.0, 2.4 * len(samples)),
+    fig, axes = plt.subplots(len(samples), 1, figsize=(5.0, 2.4 * len(samples)), sharey=True,
                              layout="constrained")  # fmt: skip
     for ax, (name, x) in zip(axes, samples.items(), strict=True):
         sizes = bucket_sizes(x)

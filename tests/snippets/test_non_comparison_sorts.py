@@ -4,6 +4,7 @@ and closed-form operation counts."""
 import math
 
 import numpy as np
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -110,6 +111,14 @@ def test_bucket_index_edges_and_histogram():
     assert np.array_equal(bucket_sizes(x, 50), np.histogram(x, bins=50, range=(0, 1))[0])
 
 
+def test_bucket_rejects_keys_outside_unit_interval():
+    """A negative key would index buckets[-1] silently; NaN and keys above 1 are refused too."""
+    for bad in ([0.5, -0.1, 0.2], [0.5, 1.5], [float("nan"), 0.1]):
+        with pytest.raises(ValueError):
+            bucket_argsort(np.array(bad))
+    assert bucket_argsort(np.array([0.5, 1.0, 0.2]))[0] == [2, 0, 1]  # 1.0 is clamped to the last
+
+
 def test_insertion_comparisons_closed_forms():
     """Insertion sort compares n-1 times on sorted or all-equal keys and n(n-1)/2 on reversed."""
     for n in (1, 2, 5, 30):
@@ -160,7 +169,7 @@ def test_log2_factorial():
 
 
 def test_expected_sum_squares():
-    """Uniform keys give 2n - 1 (CLRS eq. 8.3 summed); u**4 matches a Monte Carlo mean."""
+    """Uniform keys give 2n - 1 (CLRS 3rd ed. eq. 8.2 summed); u**4 matches a Monte Carlo mean."""
     for n in (1, 2, 10, 1000):
         assert math.isclose(expected_sum_squares(n), 2 * n - 1, rel_tol=1e-12)
     rng = np.random.default_rng(3)

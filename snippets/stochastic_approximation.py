@@ -141,7 +141,9 @@ if __name__ == "__main__":
     steps = schedule("1/n", 1000)
     path = robbins_monro(linear_observe, THETA1, steps, runs=500)
     mean, var = exact_moments(steps)
-    print(f"1/n, n=1001: simulated E|e| {np.abs(path[-1] - ROOT).mean():.4f}, "
-          f"exact {expected_abs(mean[-1], var[-1]):.4f}")
+    print(
+        f"1/n, n=1001: simulated E|e| {np.abs(path[-1] - ROOT).mean():.4f}, "
+        f"exact {expected_abs(mean[-1], var[-1]):.4f}"
+    )
     x = np.random.default_rng(0).normal(3.0, 1.0, 10_000)
     print(f"incremental mean - np.mean = {incremental_mean(x) - np.mean(x):.1e}")

@@ -143,4 +143,12 @@ def test_plot_has_two_log_panels():
     fig2, ax = plt.subplots()
     loglog_panel(ax, n, curve, "标题")
     assert ax.get_title() == "标题"
+    big = np.arange(1, 10_002)
+    dots = np.where(big % 1000 == 0, 1.0, np.nan)
+    fig3, ax = plt.subplots()
+    loglog_panel(ax, big, [("x", 1 / big, "-", "C0"), (None, dots, "o", "C1")], "t")
+    line, markers = ax.get_lines()
+    assert line.get_xdata()[0] == 1 and line.get_xdata()[-1] == 10_001  # thinned, ends kept
+    assert len(line.get_xdata()) <= 300
+    assert list(markers.get_xdata()) == list(range(1000, 10_001, 1000))  # every given point
     plt.close("all")

@@ -202,11 +202,17 @@ def plot_rms(err: dict, *, n_runs: int):
     x = np.arange(1, len(err["first"]) + 1)
     ax.plot(x, err["first"], label="首次访问 MC")
     ax.plot(x, err["every"], label="每次访问 MC", linestyle="--")
+    ax.plot(
+        x, err["first"][0] / np.sqrt(x), color="gray", linewidth=1, linestyle=":", label="∝ 1/√n"
+    )
     ax.set_xscale("log")
     ax.set_yscale("log")
     ax.set_xlabel("回合数", fontsize=11)
     ax.set_ylabel(f"RMS 误差（{n_runs} 次平均）", fontsize=11)
     ax.set_title("随机游走：两种 MC 的误差都按约 1/√n 下降", fontsize=11)
+    ticks = [0.03, 0.05, 0.1, 0.2, 0.4]
+    ax.set_yticks(ticks, [f"{t:g}" for t in ticks], minor=False)
+    ax.set_yticks([], minor=True)
     ax.tick_params(labelsize=10)
     ax.grid(True, which="major", alpha=0.3)
     ax.legend(fontsize=10, loc="lower left")

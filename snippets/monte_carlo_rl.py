@@ -125,12 +125,12 @@ def value_iteration(
     $q(s,a) = r + \gamma\, v(s')$, $v(s) = (1-\varepsilon)\max_a q(s,a) + \varepsilon\,\mathrm{mean}_a q(s,a)$
     (with a fixed policy, $q(s,\pi(s))$ replaces the max).
     """
-    nxt = np.array(
-        [[maze.step(s, a)[0] for a in range(maze.n_actions)] for s in range(maze.n_states)]
-    )
+    outcomes = [[maze.step(s, a) for a in range(maze.n_actions)] for s in range(maze.n_states)]
+    nxt = np.array([[s2 for s2, _ in row] for row in outcomes])  # (S, A) next state
+    rew = np.array([[r for _, r in row] for row in outcomes])  # (S, A) reward
     v = np.zeros(maze.n_states)
     while True:
-        q = -1.0 + gamma * v[nxt]  # (S, A); the goal's v stays 0
+        q = rew + gamma * v[nxt]  # (S, A); the goal's v stays 0
         best = q.max(axis=1) if policy is None else q[np.arange(maze.n_states), policy]
         v_new = (1 - epsilon) * best + epsilon * q.mean(axis=1)
         v_new[maze.goal] = 0.0

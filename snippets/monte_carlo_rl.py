@@ -129,7 +129,7 @@ def value_iteration(
     nxt = np.array([[s2 for s2, _ in row] for row in outcomes])  # (S, A) next state
     rew = np.array([[r for _, r in row] for row in outcomes])  # (S, A) reward
     v = np.zeros(maze.n_states)
-    while True:
+    for _ in range(100_000):
         q = rew + gamma * v[nxt]  # (S, A); the goal's v stays 0
         best = q.max(axis=1) if policy is None else q[np.arange(maze.n_states), policy]
         v_new = (1 - epsilon) * best + epsilon * q.mean(axis=1)
@@ -137,6 +137,7 @@ def value_iteration(
         if np.abs(v_new - v).max() < tol:
             return q
         v = v_new
+    raise RuntimeError("value iteration did not converge: does every policy reach the goal?")
 
 
 # --8<-- [end:value_iteration]
@@ -207,6 +208,7 @@ def plot_rms(err: dict, *, n_runs: int):
     )
     ax.set_xscale("log")
     ax.set_yscale("log")
+    ax.set_xticks([1, 10, 100], ["1", "10", "100"])
     ax.set_xlabel("回合数", fontsize=11)
     ax.set_ylabel(f"RMS 误差（{n_runs} 次平均）", fontsize=11)
     ax.set_title("随机游走：两种 MC 的误差都按约 1/√n 下降", fontsize=11)

@@ -106,6 +106,23 @@ def test_loop_chain_closed_forms(lengths):
     assert abs(first - N.mean()) < 1e-9
 
 
+def test_rms_curves_match_batch_means():
+    """rms_curves equals, per episode count, the run-average of sqrt(mean_s (V - v)^2), where V is
+    recomputed from stored returns (the same rng stream: run after run, episode after episode)."""
+    n_runs, n_episodes, seed = 3, 12, 5
+    rng = np.random.default_rng(seed)
+    expected = {True: np.zeros(n_episodes), False: np.zeros(n_episodes)}
+    for _ in range(n_runs):
+        episodes = [random_walk_episode(rng) for _ in range(n_episodes)]
+        for fv, curve in expected.items():
+            for k in range(n_episodes):
+                V = _batch_mc(episodes[: k + 1], first_visit=fv, gamma=1.0)
+                curve[k] += np.sqrt(np.mean((V - np.arange(1, 6) / 6) ** 2)) / n_runs
+    err = rms_curves(n_runs=n_runs, n_episodes=n_episodes, seed=seed)
+    np.testing.assert_allclose(err["first"], expected[True], atol=1e-12)
+    np.testing.assert_allclose(err["every"], expected[False], atol=1e-12)
+
+
 def test_rms_curves_fall():
     """Averaged RMS error falls by more than 5x from episode 1 to episode 200."""
     err = rms_curves(n_runs=20, n_episodes=200, seed=1)
@@ -184,6 +201,65 @@ def test_mc_es_policy_equals_value_iteration_policy():
         )
         np.testing.assert_array_equal(policy[keep], optimal[keep])
         assert capped > 0  # the first greedy policies walk into walls
+
+
+class _LoggedMaze(Maze):
+    """The same maze, recording every (s, a, s', r) that mc_control asks for."""
+
+    def __init__(self):
+        super().__init__()
+        self.log = []
+
+    def step(self, s, a):
+        s2, r = super().step(s, a)
+        self.log.append((s, a, s2, r))
+        return s2, r
+
+
+@SETTINGS
+@given(st.integers(0, 10_000), st.integers(1, 30), st.booleans())
+def test_control_q_is_the_mean_of_first_visit_returns(seed, n_episodes, exploring_starts):
+    """Q(s, a) equals np.mean of the first-visit returns of (s, a), recomputed from the logged
+    transitions (an episode ends at the goal or after max_steps); the policy is greedy in Q."""
+    maze, max_steps = _LoggedMaze(), 15
+    Q, policy, capped = mc_control(
+        maze,
+        np.random.default_rng(seed),
+        n_episodes=n_episodes,
+        exploring_starts=exploring_starts,
+        epsilon=0.0 if exploring_starts else 0.3,
+        max_steps=max_steps,
+    )
+    episodes, current, cut = [], [], 0
+    for s, a, s2, r in maze.log:
+        current.append((s, a, r))
+        if s2 == maze.goal or len(current) == max_steps:
+            cut += s2 != maze.goal
+            episodes.append(current)
+            current = []
+    assert not current and len(episodes) == n_episodes and capped == cut
+    returns = {}
+    for episode in episodes:
+        for t, (s, a, _) in enumerate(episode):
+            if (s, a) not in [(x, y) for x, y, _ in episode[:t]]:
+                returns.setdefault((s, a), []).append(sum(r for _, _, r in episode[t:]))
+    expected = np.zeros_like(Q)
+    for (s, a), g in returns.items():
+        expected[s, a] = np.mean(g)
+    np.testing.assert_allclose(Q, expected, atol=1e-9)
+    for s in {s for s, _ in returns}:
+        assert policy[s] == np.argmax(Q[s])
+
+
+def test_mc_es_q_never_exceeds_q_star():
+    """Each first-visit return is a deterministic policy's return (at most q*) or a cut-off one:
+    the 13 non-goal states make the walk cycle within 14 steps, so every first visit comes before
+    step 14 and a cut-off return is at most -(100 - 13), below every q* (>= -11). Hence Q <= q*."""
+    maze = Maze()
+    q_star = value_iteration(maze)
+    Q, _, _ = mc_control(maze, np.random.default_rng(0), n_episodes=2000, exploring_starts=True)
+    keep = np.arange(maze.n_states) != maze.goal
+    assert (Q[keep] <= q_star[keep] + 1e-9).all()
 
 
 def test_eps_greedy_control_follows_the_optimal_path():

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import matplotlib.pyplot as plt
 import numpy as np
-import torch
+import torch  # noqa: F401  (td_step_torch takes torch tensors)
 
 # --8<-- [end:imports]
 
@@ -140,10 +140,8 @@ def semi_gradient_td(X, episodes, alpha: float, gamma: float, average_from=None)
     w, w_sum, count = np.zeros(X.shape[1]), np.zeros(X.shape[1]), 0
     for i, (states, final_reward) in enumerate(episodes):
         for t, s in enumerate(states):
-            if t + 1 < len(states):  # R = 0, bootstrap from the next state
-                target = gamma * (X[states[t + 1]] @ w)
-            else:  # jump out: R = ±1, terminal value 0
-                target = final_reward
+            last = t + 1 == len(states)  # jumps out: R = ±1, terminal value 0
+            target = final_reward if last else gamma * (X[states[t + 1]] @ w)  # else R = 0
             w += alpha * (target - X[s] @ w) * X[s]
         if average_from is not None and i >= average_from:
             w_sum, count = w_sum + w, count + 1
@@ -214,9 +212,9 @@ def plot_staircases(v, w_mc_x, w_td_x, mu, sampled_mc=None, sampled_td=None):
     s = np.arange(1, len(v) + 1)
     fig, (ax, ax2) = plt.subplots(2, 1, figsize=(5.0, 5.4), height_ratios=(2.2, 1), sharex=True,
                                   layout="constrained")  # fmt: skip
-    ax.plot(s, v, color="0.5", lw=2.5, label="真实价值 $v_\\pi$")
+    ax.plot(s, v, color="0.5", lw=2.5, label="真实价值 vπ")
     ax.step(s, w_mc_x, where="mid", color="C0", lw=1.8, label="MC 解（最小 VE）")
-    ax.step(s, w_td_x, where="mid", color="C3", lw=1.8, label="TD 不动点 $w_{TD}$")
+    ax.step(s, w_td_x, where="mid", color="C3", lw=1.8, label="TD 不动点")
     if sampled_mc is not None:
         ax.plot(s[::20], sampled_mc[::20], "o", color="C0", ms=3.5, label="梯度 MC（采样）")
     if sampled_td is not None:
@@ -224,7 +222,7 @@ def plot_staircases(v, w_mc_x, w_td_x, mu, sampled_mc=None, sampled_td=None):
     ax.set_ylabel("价值", fontsize=11)
     ax.set_title("状态聚合：TD 台阶比 MC 更平", fontsize=12)
     ax.legend(loc="upper left", fontsize=10, frameon=False)
-    ax2.fill_between(s, mu * 100, color="C2", alpha=0.5, lw=0)
+    ax2.plot(s, mu * 100, color="C2", lw=1.5)  # the start state is a one-state spike
     ax2.set_ylabel("μ（%）", fontsize=11)
     ax2.set_xlabel("状态", fontsize=11)
     for a in (ax, ax2):

@@ -224,3 +224,22 @@ def test_features():
     assert X[99, 0] == X[100, 1] == 1
     P = polynomial(5, 2)
     np.testing.assert_allclose(P[:, 2], (np.arange(5) / 4) ** 2)
+
+
+@settings(max_examples=10, deadline=None)
+@given(seed=st.integers(0, 10**6), gamma=st.floats(0.3, 1.0))
+def test_gradient_mc_returns(seed, gamma):
+    """One-hot gradient MC with α = 1 stores, per state, the return G_t = R + γ G_{t+1} of its
+    last visit (returns computed backwards from the reward list)."""
+    eps = sample_episodes(SMALL, 20, np.random.default_rng(seed))
+    expected = np.zeros(SMALL.n)
+    for states, final_reward in eps:
+        rewards = [0.0] * (len(states) - 1) + [final_reward]  # R_{t+1} for t = 0..T-1
+        G, returns = 0.0, []
+        for r in reversed(rewards):
+            G = r + gamma * G
+            returns.append(G)
+        for s, G in zip(states, reversed(returns), strict=True):
+            expected[s] = G
+    w = gradient_mc(one_hot(SMALL.n), eps, 1.0, gamma)
+    np.testing.assert_allclose(w, expected, atol=1e-12)

@@ -86,6 +86,18 @@ def value_error(X: np.ndarray, w: np.ndarray, v: np.ndarray, mu: np.ndarray) -> 
     return float(mu @ (v - X @ w) ** 2)
 
 
+def p_norm(walk: RandomWalk, mu: np.ndarray, iters: int = 200) -> float:
+    """‖P‖_μ = max_u ‖Pu‖_μ / ‖u‖_μ: the largest singular value of M = D^{1/2} P D^{-1/2},
+    by power iteration on MᵀM (‖Pu‖_μ = ‖M D^{1/2} u‖₂)."""
+    d = np.sqrt(mu)
+    M = d[:, None] * walk.P / d  # row s scaled by √μ(s), column s' by 1/√μ(s')
+    u = np.ones(walk.n)
+    for _ in range(iters):
+        u = M.T @ (M @ u)
+        u /= np.linalg.norm(u)
+    return float(np.linalg.norm(M @ u))
+
+
 def expected_td(A: np.ndarray, b: np.ndarray, alpha: float, steps: int) -> np.ndarray:
     """The expected semi-gradient TD(0) update, iterated from w = 0: w ← w + α (b - A w)."""
     w = np.zeros(len(b))

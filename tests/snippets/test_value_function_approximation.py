@@ -14,6 +14,7 @@ from snippets.value_function_approximation import (
     mc_solution,
     on_policy_distribution,
     one_hot,
+    p_norm,
     polynomial,
     random_walk,
     residual_gradient_solution,
@@ -243,3 +244,63 @@ def test_gradient_mc_returns(seed, gamma):
             expected[s] = G
     w = gradient_mc(one_hot(SMALL.n), eps, 1.0, gamma)
     np.testing.assert_allclose(w, expected, atol=1e-12)
+
+
+def test_book_example_9_1_numbers():
+    """Sutton & Barto Example 9.1: state 1 terminates left w.p. 0.5, state 950 right w.p. 0.25;
+    μ ≈ 1.37% at the start state 500, ≈ 0.17% one step away, ≈ 0.0147% at states 1 and 1000."""
+    walk = random_walk()
+    mu = on_policy_distribution(walk)
+    assert walk.p_left[0] == 0.5 and walk.p_right[949] == 0.25
+    assert np.argmax(mu) == 499  # state 500 of 1..1000
+    assert round(mu[499] * 100, 2) == 1.37 and round(mu[498] * 100, 2) == 0.17
+    assert round(mu[0] * 100, 4) == round(mu[999] * 100, 4) == 0.0147
+    assert mu[99] / mu[0] > 3
+
+
+@pytest.mark.parametrize("n, jump", [(40, 6), (200, 20)])
+def test_p_norm_is_the_weighted_operator_norm(n, jump):
+    """Power iteration equals the 2-norm of D^{1/2} P D^{-1/2} (SVD), and no u beats it."""
+    walk = random_walk(n, jump)
+    mu = on_policy_distribution(walk)
+    d = np.sqrt(mu)
+    assert p_norm(walk, mu) == pytest.approx(np.linalg.norm(d[:, None] * walk.P / d, 2), abs=1e-12)
+    rng = np.random.default_rng(0)
+    for _ in range(50):
+        u = rng.standard_normal(n)
+        assert np.sqrt(mu @ (walk.P @ u) ** 2) <= p_norm(walk, mu) * np.sqrt(mu @ u**2) + 1e-12
+
+
+@pytest.mark.parametrize("features", ["agg", "poly"])
+def test_bound_at_gamma_one(features):
+    """At γ = 1 the bound with ‖P‖_μ < 1 in place of γ holds: VE(w_TD) ≤ VE_min / (1 - ‖P‖²_μ)."""
+    walk = random_walk()
+    mu, v = on_policy_distribution(walk), true_values(walk, 1.0)
+    X = aggregation(walk.n, 10) if features == "agg" else polynomial(walk.n, 3)
+    A, b = td_system(walk, X, mu, 1.0)
+    beta = p_norm(walk, mu)
+    ve_td = value_error(X, np.linalg.solve(A, b), v, mu)
+    assert beta < 1
+    assert ve_td <= value_error(X, mc_solution(X, mu, v), v, mu) / (1 - beta**2)
+
+
+@settings(max_examples=10, deadline=None)
+@given(seed=st.integers(0, 10**6), gamma=st.floats(0.5, 1.0), k=st.integers(0, 9))
+def test_aggregated_td_and_averaging_against_a_loop(seed, gamma, k):
+    """State-aggregation TD written group by group, with the mean of end-of-episode weights
+    from episode k on; gradient MC's average equals the mean over prefixes of its episodes."""
+    eps = sample_episodes(SMALL, 10, np.random.default_rng(seed))
+    group = np.arange(SMALL.n) * 5 // SMALL.n
+    w, ends = np.zeros(5), []
+    for states, final_reward in eps:
+        for t, s in enumerate(states):
+            target = gamma * w[group[states[t + 1]]] if t + 1 < len(states) else final_reward
+            w[group[s]] += 0.1 * (target - w[group[s]])
+        ends.append(w.copy())
+    X = aggregation(SMALL.n, 5)
+    np.testing.assert_allclose(semi_gradient_td(X, eps, 0.1, gamma), ends[-1], atol=1e-12)
+    avg = semi_gradient_td(X, eps, 0.1, gamma, average_from=k)
+    np.testing.assert_allclose(avg, np.mean(ends[k:], axis=0), atol=1e-12)
+    mc_ends = [gradient_mc(X, eps[: i + 1], 0.1, gamma) for i in range(len(eps))]
+    mc_avg = gradient_mc(X, eps, 0.1, gamma, average_from=k)
+    np.testing.assert_allclose(mc_avg, np.mean(mc_ends[k:], axis=0), atol=1e-12)

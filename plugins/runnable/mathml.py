@@ -130,10 +130,33 @@ _ACCENTS = (
 )
 
 
+# \overline{VE}: latex2mathml puts one fixed "―" over the box, which covers its first letter
+# only; no font here stretches a horizontal bar. The line is drawn by CSS instead
+# (docs/stylesheets/runnable.css, class runnable-overline): a top border as wide as the box.
+_OVERLINE_BAR = '<mo accent="true">&#x02015;</mo></mover>'
+_MOVER_TAG = re.compile(r"<(/?)mover\b[^>]*>")
+
+
+def _overline_as_border(mathml: str) -> str:
+    while (bar := mathml.find(_OVERLINE_BAR)) >= 0:
+        depth = 0  # walk back to the <mover> this bar closes
+        for tag in reversed(list(_MOVER_TAG.finditer(mathml, 0, bar))):
+            depth += 1 if tag[1] else -1
+            if depth < 0:
+                break
+        base = mathml[tag.end() : bar]
+        mathml = (
+            mathml[: tag.start()]
+            + f'<mrow class="runnable-overline">{base}</mrow>'
+            + mathml[bar + len(_OVERLINE_BAR) :]
+        )
+    return mathml
+
+
 def _accents_as_tex(mathml: str) -> str:
     for pattern, replacement in _ACCENTS:
         mathml = pattern.sub(replacement, mathml)
-    return mathml
+    return _overline_as_border(mathml)
 
 
 class MathError(ValueError):

@@ -125,3 +125,16 @@ def test_bar_and_hat_are_fixed_size_accents(latex: str, accent: str) -> None:
 
 def test_wide_accents_still_stretch() -> None:
     assert "&#x002C6;" not in to_mathml(r"\widehat{xy}", display=False)
+
+
+@pytest.mark.parametrize(
+    "latex", [r"\overline{\mathrm{VE}}_{\min}", r"\overline{x + \overline{y}}"]
+)
+def test_overline_is_a_border_over_the_whole_box(latex: str) -> None:
+    """A fixed "―" covered the first letter only; the CSS border spans what it is over."""
+    mathml = to_mathml(latex, display=True)
+    assert "&#x02015;" not in mathml and "<mover" not in mathml
+    box = mathml.split('<mrow class="runnable-overline">', 1)[1]
+    letters = re.findall(r"<m[in][^>]*>([^<]*)</m[in]>", box)
+    assert letters[:2] == (["V", "E"] if "VE" in latex else ["x", "y"])
+    assert mathml.count('class="runnable-overline"') == latex.count(r"\overline")

@@ -154,6 +154,9 @@ def test_ctrl_c_stops_workers_and_keeps_the_cache_valid(site: Site) -> None:
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
+        # A terminal's Ctrl-C: a job started in the background by a non-interactive shell
+        # (a CI runner, `cmd &`) inherits SIGINT ignored, and so would this build.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     ) as process:
         for line in process.stdout:
             if "executing 1 of 2 pages" in line:

@@ -43,7 +43,8 @@ from .render import (
     resolve_figure_urls,
 )
 from .report import report_data, report_markdown
-from .search import compact_index, exclude_code, fix_query_segmenter, strip_before_indexing
+from .search import compact_index, exclude_code, strip_before_indexing
+from .theme_patches import patch_theme
 
 log = logging.getLogger("mkdocs.plugins.runnable")
 
@@ -282,10 +283,9 @@ class RunnablePlugin(BasePlugin[RunnableConfig]):
         if not self.config.enabled:
             return
         compact_index(Path(config.site_dir) / "search/search_index.json")
-        for problem in fix_query_segmenter(Path(config.site_dir)):
-            log.warning(
-                f"search worker not patched (Chinese queries lose their last word): {problem}"
-            )
+        if config.theme.name == "material":
+            for problem in patch_theme(Path(config.site_dir)):
+                log.warning(f"Material not patched: {problem}")
         stats = self.excerpt_stats
         log.debug(
             f"excerpts: {stats.shortened} shortened, {stats.full} converted whole"

@@ -108,33 +108,3 @@ def strip_before_indexing(index_class: type) -> None:
     add_entry_from_context._runnable_strip = True  # type: ignore[attr-defined]
     add_entry_from_context.__wrapped__ = method  # type: ignore[attr-defined]
     index_class.add_entry_from_context = add_entry_from_context  # type: ignore[attr-defined]
-
-
-# Material's search worker cuts a Chinese query into words of the index (`segment` in
-# src/templates/assets/javascripts/integrations/search/query/segment/index.ts, 9.x), but
-# its loops stop one character short: a word that ends the query is never tried, so
-# "视图追踪" searches 视图 only and "给定" everything that starts with 给. The same two
-# expressions, minified, as in the worker of the pinned Material, and their fix.
-SEGMENTER_FIX = (
-    (
-        "for(let o=s+1;o<t.length;o++)t.slice(s,o)in e",
-        "for(let o=s+1;o<=t.length;o++)t.slice(s,o)in e",
-    ),
-    ("n[a]&&a<t.length-1&&(i[s++]=a)", "n[a]&&a<t.length&&(i[s++]=a)"),
-)
-
-
-def fix_query_segmenter(site_dir: Path) -> list[str]:
-    """Patch the built site's search worker so that a query's last word counts.
-
-    Returns what could not be patched (a Material whose worker differs): the caller warns.
-    """
-    problems = []
-    for worker in sorted((site_dir / "assets/javascripts/workers").glob("search.*.min.js")):
-        text = worker.read_text(encoding="utf-8")
-        for old, new in SEGMENTER_FIX:
-            if new not in text and text.count(old) != 1:
-                problems.append(f"{worker.name}: {old!r} not found once")
-            text = text.replace(old, new)
-        worker.write_text(text, encoding="utf-8")
-    return problems

@@ -57,6 +57,23 @@ MEASURE = f"""() => {{
   return {{math, counts, hidden, leftover_tex: document.querySelectorAll('article .arithmatex').length}};
 }}"""
 
+# For each figure, which of its images the palette shows ("light", "dark"; "" for none).
+FIGURES_SHOWN = """() => [...document.querySelectorAll('article .runnable-figure')].map(f =>
+  [...f.querySelectorAll('img')].filter(i => i.checkVisibility())
+    .map(i => i.getAttribute('src').split('#only-').pop()).join(' '))"""
+
+# Records each time Material marks the page as switching palettes (it then restyles every
+# element): `window.switching` lists "set" and "removed", in order.
+RECORD_SWITCHING = """window.switching = [];
+new MutationObserver(records => records.forEach(r => window.switching.push(
+  r.target.hasAttribute('data-md-color-switching') ? 'set' : 'removed')))
+  .observe(document,
+           {attributes: true, subtree: true, attributeFilter: ['data-md-color-switching']});"""
+
+# Lets every block of the article render, as it does once a reader scrolls to it (blocks
+# off screen are skipped, `content-visibility: auto`, and clip what sticks out of them).
+RENDER_ALL = "article.md-content__inner * { content-visibility: visible !important; }"
+
 # Elements that stick out of the viewport without a scrolling or clipping box around them.
 OVERFLOWING = """() => {
   const width = document.documentElement.clientWidth, found = [];
@@ -94,6 +111,8 @@ class Visit:
     block_counts: dict[str, int] = field(default_factory=dict)
     copies: list[tuple[int, str, str]] = field(default_factory=list)  # (index, expected, got)
     schemes: list[str | None] = field(default_factory=list)
+    figures_shown: list[list[str]] = field(default_factory=list)  # per scheme, per figure
+    switching: list[list[str]] = field(default_factory=list)  # at load, after the toggles
 
 
 def open_page(browser, base_url: str, **options):
@@ -162,19 +181,26 @@ def visit(post: Post, browser, base_url: str, screenshots: Path) -> Visit:
     context, page, visit = open_page(
         browser, base_url, viewport=DESKTOP, permissions=["clipboard-read", "clipboard-write"]
     )
+    context.add_init_script(RECORD_SWITCHING)
     try:
         response = page.goto(base_url + post.url, wait_until="networkidle")
         assert response and response.ok, f"{post.url}: HTTP {response and response.status}"
+        visit.switching.append(page.evaluate("window.switching"))
         screenshot(page, screenshots / f"{post.slug}.png")
+        page.add_style_tag(content=RENDER_ALL)  # boxes as a reader who scrolled sees them
         measured = page.evaluate(MEASURE)
         visit.math, visit.leftover_tex = measured["math"], measured["leftover_tex"]
         visit.block_counts, visit.hidden_blocks = measured["counts"], measured["hidden"]
         check_copy_buttons(page, visit)
         scheme = "document.body.getAttribute('data-md-color-scheme')"
         visit.schemes.append(page.evaluate(scheme))
+        visit.figures_shown.append(page.evaluate(FIGURES_SHOWN))
         for _ in range(2):
             page.locator("[data-md-component=palette] label:not([hidden])").click()
             visit.schemes.append(page.evaluate(scheme))
+            visit.figures_shown.append(page.evaluate(FIGURES_SHOWN))
+            page.wait_for_function("window.switching.at(-1) === 'removed'", timeout=5000)
+        visit.switching.append(page.evaluate("window.switching"))
         page.wait_for_load_state("networkidle")
     finally:
         context.close()
@@ -216,17 +242,34 @@ def test_palette_toggle_switches_scheme(post: Post, visit: Visit) -> None:
     assert visit.schemes == ["default", "slate", "default"]
 
 
+def test_palette_restyles_the_page_only_when_it_changes(post: Post, visit: Visit) -> None:
+    """Opening the page marks no palette switch (theme_patches.PALETTE); each toggle does,
+    and the mark is removed again (transitions are off only while colours change)."""
+    assert visit.switching == [[], ["set", "removed", "set", "removed"]]
+
+
+def test_figures_follow_the_palette(post: Post, visit: Visit) -> None:
+    """Each figure shows its light drawing on the light page and its dark one on the dark page."""
+    figures = visit.block_counts["runnable-figure"]
+    expected = [[scheme] * figures for scheme in ("light", "dark", "light")]
+    assert visit.figures_shown == expected
+
+
 def test_no_horizontal_scroll_on_a_phone(post: Post, browser, base_url: str, screenshots) -> None:
     """At 390 px wide the page body does not scroll sideways (wide blocks scroll inside)."""
     context, page, _ = open_page(browser, base_url, viewport=PHONE, is_mobile=True)
     try:
         response = page.goto(base_url + post.url, wait_until="networkidle")
         assert response and response.ok, f"{post.url}: HTTP {response and response.status}"
+        page.add_style_tag(content=RENDER_ALL)
         screenshot(page, screenshots / f"{post.slug}-390px.png")
         widths = page.evaluate(
             "[document.documentElement.scrollWidth, document.documentElement.clientWidth]"
         )
         culprits = page.evaluate(OVERFLOWING) if widths[0] > widths[1] else []  # why, if so
+        if SCREENSHOTS:  # the phone in the dark scheme, for people to look at the figures
+            page.locator("[data-md-component=palette] label:not([hidden])").click()
+            screenshot(page, screenshots / f"{post.slug}-390px-dark.png")
     finally:
         context.close()
     assert widths[0] <= widths[1], f"page is {widths[0]}px wide in {widths[1]}px: {culprits}"
@@ -298,7 +341,7 @@ def search_phrases(post: Post, site_dir: Path) -> list[str]:
     post even when the phrase as a whole is unique to it; a reader searches for what is
     particular to a post. Typed alone, such a word is the query's last word, which
     Material's query segmenter dropped (searching its first character only, "给定" as
-    给*) until the build patched its worker (`fix_query_segmenter`): this checks the patch.
+    给*) until the build patched its worker (`theme_patches.SEGMENTER`): this checks the patch.
     """
     words = indexed_words(site_dir)
     elsewhere = {w for p in POSTS if p is not post for w in words[p.url]}

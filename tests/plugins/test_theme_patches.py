@@ -1,4 +1,5 @@
-"""The search worker's Chinese query segmenter, as the built site ships it (patched)."""
+"""Material's JavaScript as the built site ships it: the search worker's Chinese query
+segmenter and the palette component, patched."""
 
 from __future__ import annotations
 
@@ -11,9 +12,9 @@ from pathlib import Path
 import material
 import pytest
 
-from plugins.runnable.search import SEGMENTER_FIX, fix_query_segmenter
+from plugins.runnable.theme_patches import PALETTE, PATCHES, SEGMENTER, patch_theme
 
-WORKERS = Path(material.__file__).parent / "templates/assets/javascripts/workers"
+ASSETS = Path(material.__file__).parent / "templates"
 SEGMENT = re.compile(
     r"function \w+\(t,e\)\{let r=new Set,n=new Uint16Array.*?return r\.has\(\"\"\)\?new Set\(\[t\]\):r\}"
 )
@@ -21,10 +22,12 @@ SEGMENT = re.compile(
 
 @pytest.fixture
 def site(tmp_path: Path) -> Path:
-    target = tmp_path / "assets/javascripts/workers"
-    target.mkdir(parents=True)
-    for worker in WORKERS.glob("search.*.min.js"):
-        shutil.copy(worker, target)
+    """A site folder holding the pinned Material's files that the patches change."""
+    for patch in PATCHES:
+        for path in ASSETS.glob(patch.files):
+            target = tmp_path / path.relative_to(ASSETS)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy(path, target)
     return tmp_path
 
 
@@ -34,18 +37,37 @@ def worker_text(site: Path) -> str:
 
 
 def test_the_pinned_worker_is_patched_once(site: Path) -> None:
-    assert fix_query_segmenter(site) == []
+    assert patch_theme(site, (SEGMENTER,)) == []
     patched = worker_text(site)
-    assert all(new in patched and old not in patched for old, new in SEGMENTER_FIX)
-    assert fix_query_segmenter(site) == []  # a second build (serve) changes nothing
+    assert all(new in patched and old not in patched for old, new in SEGMENTER.edits)
+    assert patch_theme(site, (SEGMENTER,)) == []  # a second build (serve) changes nothing
     assert worker_text(site) == patched
+
+
+def test_the_pinned_bundle_marks_only_a_palette_change(site: Path) -> None:
+    (bundle,) = (site / "assets/javascripts").glob("bundle.*.min.js")
+    original = bundle.read_text(encoding="utf-8")
+    assert patch_theme(site, (PALETTE,)) == []
+    patched = bundle.read_text(encoding="utf-8")
+    ((old, new),) = PALETTE.edits
+    assert original.count(old) == 1 and old not in patched and patched.count(new) == 1
+    # The map describes the original; the patched file no longer points to it.
+    assert "sourceMappingURL" in original and "sourceMappingURL" not in patched
+    assert patch_theme(site, (PALETTE,)) == []
+    assert bundle.read_text(encoding="utf-8") == patched
+
+
+def test_a_missing_file_is_reported(tmp_path: Path) -> None:
+    assert patch_theme(tmp_path) == [
+        f"{patch.files}: no such file ({patch.what})" for patch in PATCHES
+    ]
 
 
 def test_a_different_worker_is_reported(tmp_path: Path) -> None:
     workers = tmp_path / "assets/javascripts/workers"
     workers.mkdir(parents=True)
     (workers / "search.0000.min.js").write_text("function segment(){}", encoding="utf-8")
-    assert len(fix_query_segmenter(tmp_path)) == len(SEGMENTER_FIX)
+    assert len(patch_theme(tmp_path, (SEGMENTER,))) == len(SEGMENTER.edits)
 
 
 def segment(site: Path, query: str, words: list[str]) -> set[str]:
@@ -73,6 +95,6 @@ def test_every_word_of_the_query_is_searched(
 ) -> None:
     """Each query is a concatenation of index words: all of them must be searched."""
     original = segment(site, query, words)
-    fix_query_segmenter(site)
+    patch_theme(site, (SEGMENTER,))
     assert segment(site, query, words) == expected
     assert original != expected  # what readers got before the patch

@@ -1,0 +1,82 @@
+"""Fixes to Material's built JavaScript, applied to the site after each build (no MkDocs imports).
+
+Each patch replaces exact minified expressions of the pinned Material (9.x) with their
+fix. A Material whose files differ is reported, not half-patched: the caller warns. A
+patched file drops its `sourceMappingURL` comment, since the map no longer matches it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class Patch:
+    files: str  # glob, relative to the site folder
+    what: str  # what readers get without it
+    edits: tuple[tuple[str, str], ...]  # (minified original, fix)
+
+
+# The search worker cuts a Chinese query into words of the index (`segment` in
+# src/templates/assets/javascripts/integrations/search/query/segment/index.ts), but its
+# loops stop one character short: a word that ends the query is never tried, so
+# "视图追踪" searches 视图 only and "给定" everything that starts with 给.
+SEGMENTER = Patch(
+    "assets/javascripts/workers/search.*.min.js",
+    "Chinese queries lose their last word",
+    (
+        (
+            "for(let o=s+1;o<t.length;o++)t.slice(s,o)in e",
+            "for(let o=s+1;o<=t.length;o++)t.slice(s,o)in e",
+        ),
+        ("n[a]&&a<t.length-1&&(i[s++]=a)", "n[a]&&a<t.length&&(i[s++]=a)"),
+    ),
+)
+
+# The palette component (`mountPalette` in components/palette) marks the body
+# `data-md-color-switching` while colours change, so that no transition runs, and removes
+# the mark a frame later. It does so for the palette the page opens with too, when nothing
+# changes: Material's `[data-md-color-switching] *` rule then restyles every element of
+# the page twice during load (a long post: ~60 ms of a 2 GHz core, ~400 ms on Lighthouse's
+# mobile CPU). The fix marks the body from the second palette on (a reader's toggle).
+PALETTE = Patch(
+    "assets/javascripts/bundle.*.min.js",
+    "every page restyles twice while it loads",
+    (
+        (
+            'i.subscribe(s=>{if(document.body.setAttribute("data-md-color-switching",""),',
+            'i.subscribe(s=>{if(i.runnableSeen?document.body.setAttribute("data-md-color-switching",""):i.runnableSeen=1,',
+        ),
+    ),
+)
+
+PATCHES = (SEGMENTER, PALETTE)
+SOURCE_MAP = "\n//# sourceMappingURL="
+
+
+def patch_theme(site_dir: Path, patches: tuple[Patch, ...] = PATCHES) -> list[str]:
+    """Apply `patches` to the built site in `site_dir`; what could not be patched, as text.
+
+    Applying them again (a rebuild under `mkdocs serve`) changes nothing.
+    """
+    problems = []
+    for patch in patches:
+        files = sorted(site_dir.glob(patch.files))
+        if not files:
+            problems.append(f"{patch.files}: no such file ({patch.what})")
+        for path in files:
+            text = original = path.read_text(encoding="utf-8")
+            missing = [old for old, new in patch.edits if new not in text and text.count(old) != 1]
+            if missing:
+                problems += [
+                    f"{path.name}: {old!r} not found once ({patch.what})" for old in missing
+                ]
+                continue
+            for old, new in patch.edits:
+                if new not in text:
+                    text = text.replace(old, new)
+            if text != original:
+                text = text.split(SOURCE_MAP, 1)[0] + "\n"
+                path.write_text(text, encoding="utf-8")
+    return problems

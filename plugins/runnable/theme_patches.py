@@ -73,9 +73,8 @@ def patch_theme(site_dir: Path, patches: tuple[Patch, ...] = PATCHES) -> list[st
                     f"{path.name}: {old!r} not found once ({patch.what})" for old in missing
                 ]
                 continue
-            for old, new in patch.edits:
-                if new not in text:
-                    text = text.replace(old, new)
+            for old, new in patch.edits:  # an edit made before left no `old` to replace
+                text = text.replace(old, new)
             if text != original:
                 text = text.split(SOURCE_MAP, 1)[0] + "\n"
                 path.write_text(text, encoding="utf-8")

@@ -57,6 +57,9 @@ MEASURE = f"""() => {{
   return {{math, counts, hidden, leftover_tex: document.querySelectorAll('article .arithmatex').length}};
 }}"""
 
+# The palette toggle Material shows now (one label per palette, the others hidden).
+PALETTE_TOGGLE = "[data-md-component=palette] label:not([hidden])"
+
 # For each figure, which of its images the palette shows ("light", "dark"; "" for none).
 FIGURES_SHOWN = """() => [...document.querySelectorAll('article .runnable-figure')].map(f =>
   [...f.querySelectorAll('img')].filter(i => i.checkVisibility())
@@ -196,7 +199,7 @@ def visit(post: Post, browser, base_url: str, screenshots: Path) -> Visit:
         visit.schemes.append(page.evaluate(scheme))
         visit.figures_shown.append(page.evaluate(FIGURES_SHOWN))
         for _ in range(2):
-            page.locator("[data-md-component=palette] label:not([hidden])").click()
+            page.locator(PALETTE_TOGGLE).click()
             visit.schemes.append(page.evaluate(scheme))
             visit.figures_shown.append(page.evaluate(FIGURES_SHOWN))
             page.wait_for_function("window.switching.at(-1) === 'removed'", timeout=5000)
@@ -268,7 +271,7 @@ def test_no_horizontal_scroll_on_a_phone(post: Post, browser, base_url: str, scr
         )
         culprits = page.evaluate(OVERFLOWING) if widths[0] > widths[1] else []  # why, if so
         if SCREENSHOTS:  # the phone in the dark scheme, for people to look at the figures
-            page.locator("[data-md-component=palette] label:not([hidden])").click()
+            page.locator(PALETTE_TOGGLE).click()
             screenshot(page, screenshots / f"{post.slug}-390px-dark.png")
     finally:
         context.close()

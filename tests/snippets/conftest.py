@@ -10,7 +10,13 @@ from plugins.runnable.figures import RC, register_font
 
 matplotlib.use("Agg")
 register_font()  # Chinese labels: the pinned CJK font, as in the build's workers
-matplotlib.rcParams.update(RC)
+
+
+@pytest.fixture(autouse=True)
+def build_style():
+    """The build's matplotlib settings, for this test only (plugin tests share the process)."""
+    with matplotlib.rc_context(RC):
+        yield
 
 
 @pytest.fixture(autouse=True, scope="module")

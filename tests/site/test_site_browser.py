@@ -14,6 +14,7 @@ from urllib.parse import urlsplit
 
 import pytest
 from site_helpers import Post, has_math, mkdocs_config, plugin_config, posts
+from test_site_budgets import BROWSER_EXTRA_ELEMENTS, DOM_ELEMENTS
 
 POSTS = posts()
 PHONE = {"width": 390, "height": 844}
@@ -258,24 +259,68 @@ def test_figures_follow_the_palette(post: Post, visit: Visit) -> None:
     assert visit.figures_shown == expected
 
 
-def test_no_horizontal_scroll_on_a_phone(post: Post, browser, base_url: str, screenshots) -> None:
-    """At 390 px wide the page body does not scroll sideways (wide blocks scroll inside)."""
-    context, page, _ = open_page(browser, base_url, viewport=PHONE, is_mobile=True)
+@dataclass
+class PhoneVisit:
+    """What a post showed at 390 px: its size, its width, and when it fetched the search index."""
+
+    elements: int = 0  # in Chromium, after Material's JavaScript ran
+    index_on_load: bool = False
+    index_on_search: bool = False
+    widths: tuple[int, int] = (0, 0)  # the page's scroll width, the viewport's
+    culprits: list[str] = field(default_factory=list)  # what sticks out, if the page is wider
+
+
+@pytest.fixture(scope="module")
+def phone(post: Post, browser, base_url: str, screenshots: Path) -> PhoneVisit:
+    """Open the post once at 390 px; measure it, then open search as a reader would."""
+    context, page, visit = open_page(browser, base_url, viewport=PHONE, is_mobile=True)
+    phone = PhoneVisit()
+
+    def fetched_index() -> bool:
+        return any("search_index" in url for url in visit.requests)
+
     try:
         response = page.goto(base_url + post.url, wait_until="networkidle")
         assert response and response.ok, f"{post.url}: HTTP {response and response.status}"
+        phone.elements = page.evaluate("document.getElementsByTagName('*').length")
+        phone.index_on_load = fetched_index()
         page.add_style_tag(content=RENDER_ALL)
         screenshot(page, screenshots / f"{post.slug}-390px.png")
-        widths = page.evaluate(
-            "[document.documentElement.scrollWidth, document.documentElement.clientWidth]"
+        phone.widths = tuple(
+            page.evaluate(
+                "[document.documentElement.scrollWidth, document.documentElement.clientWidth]"
+            )
         )
-        culprits = page.evaluate(OVERFLOWING) if widths[0] > widths[1] else []  # why, if so
+        if phone.widths[0] > phone.widths[1]:  # why
+            phone.culprits = page.evaluate(OVERFLOWING)
         if SCREENSHOTS:  # the phone in the dark scheme, for people to look at the figures
             page.locator(PALETTE_TOGGLE).click()
             screenshot(page, screenshots / f"{post.slug}-390px-dark.png")
+        page.locator("label.md-header__button[for='__search']").click()
+        page.wait_for_function(
+            "() => !document.querySelector('.md-search-result__meta')"
+            "?.textContent.includes('初始化')",
+            timeout=20_000,
+        )
+        phone.index_on_search = fetched_index()
     finally:
         context.close()
-    assert widths[0] <= widths[1], f"page is {widths[0]}px wide in {widths[1]}px: {culprits}"
+    return phone
+
+
+def test_no_horizontal_scroll_on_a_phone(phone: PhoneVisit) -> None:
+    """At 390 px wide the page body does not scroll sideways (wide blocks scroll inside)."""
+    width, viewport = phone.widths
+    assert width <= viewport, f"page is {width}px wide in {viewport}px: {phone.culprits}"
+
+
+def test_post_loads_no_search_index_until_search(phone: PhoneVisit) -> None:
+    """In Chromium a post stays within the DOM budget and fetches the search index only once
+    the reader opens search."""
+    limit = DOM_ELEMENTS + BROWSER_EXTRA_ELEMENTS
+    assert phone.elements <= limit, f"{phone.elements} elements in Chromium > {limit}"
+    assert not phone.index_on_load, "search index fetched on load"
+    assert phone.index_on_search, "search index not fetched when search opened"
 
 
 # -- search -----------------------------------------------------------------------------

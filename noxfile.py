@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import hashlib
+import os
+import sys
 from pathlib import Path
 
 import nox
@@ -15,10 +17,27 @@ CONSTRAINTS = ("-c", "constraints.txt")
 ENV = {"NO_MKDOCS_2_WARNING": "1"}  # Material 9.8's end-of-life banner
 
 
-def install_project(session: nox.Session, *extras: str) -> None:
-    """The project and its pinned dependencies (torch from pip: see README)."""
-    spec = f".[{','.join(extras)}]" if extras else "."
-    session.install(*CONSTRAINTS, "-e", spec)
+#: One virtualenv for the sessions that run the project (tests, docs, docs-serve, e2e, bench):
+#: the project with its dev tools and Playwright. One each would unpack torch's 190 MB wheel
+#: (torch from pip: see README) four times, ~1.5 min each.
+PROJECT = Path(".nox", "project")
+
+
+def project(session: nox.Session, *command: str, env: dict[str, str] = ENV) -> None:
+    """Run `command` from the shared project virtualenv, installed once per set of pins."""
+    bin_dir = PROJECT.resolve() / "bin"
+    pins = Path("constraints.txt").read_bytes() + Path("pyproject.toml").read_bytes()
+    installed = PROJECT / f".installed-{hashlib.sha256(pins).hexdigest()[:12]}"
+    if not installed.exists():
+        venv = (sys.executable, "-m", "virtualenv", "--clear", str(PROJECT))
+        session.run_install(*venv, external=True, silent=True)
+        pip = (str(bin_dir / "python"), "-m", "pip", "install", *CONSTRAINTS)
+        session.run_install(*pip, "-e", ".[dev]", "playwright", external=True, silent=True)
+        if (bin_dir / "pytest").exists():  # not when --no-install skipped the install
+            installed.touch()
+    path = f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}"
+    env = {**env, "VIRTUAL_ENV": str(PROJECT.resolve()), "PATH": path}
+    session.run(str(bin_dir / command[0]), *command[1:], env=env, external=True)
 
 
 @nox.session
@@ -29,33 +48,28 @@ def lint(session: nox.Session) -> None:
     session.run("ruff", "format", "--check", ".")
 
 
-@nox.session
+@nox.session(venv_backend="none")
 def tests(session: nox.Session) -> None:
     """Snippet tests against their oracles, plugin unit tests and fixture-site builds."""
-    install_project(session, "dev")
-    if session.posargs:
-        session.run("pytest", *session.posargs, env=ENV)
-        return
     # Two processes: the plugin tests' time limits leave room for a busy machine.
-    session.run("pytest", "-n", "2", "tests/snippets", "tests/plugins", env=ENV)
+    default = ("-n", "2", "tests/snippets", "tests/plugins")
+    project(session, "pytest", *(session.posargs or default))
 
 
-@nox.session
+@nox.session(venv_backend="none")
 def docs(session: nox.Session) -> None:
     """Build the site into site/ with --strict: every fence executes (or comes from the cache).
 
     `e2e` and `copy-paste` require this session and test this build (on a fresh clone it
     executed every fence, so the reproducibility check compares two clean builds).
     """
-    install_project(session)
-    session.run("mkdocs", "build", "--strict", env=ENV)
+    project(session, "mkdocs", "build", "--strict")
 
 
-@nox.session(name="docs-serve")
+@nox.session(name="docs-serve", venv_backend="none")
 def docs_serve(session: nox.Session) -> None:
     """Serve the site on http://127.0.0.1:8000, rebuilding when docs or snippets change."""
-    install_project(session)
-    session.run("mkdocs", "serve", "--livereload", *session.posargs, env=ENV)
+    project(session, "mkdocs", "serve", "--livereload", *session.posargs)
 
 
 SITE_ENV = {**ENV, "RUNNABLE_SITE_DIR": "site"}  # tests/site read the `docs` session's site
@@ -64,12 +78,10 @@ SITE_ENV = {**ENV, "RUNNABLE_SITE_DIR": "site"}  # tests/site read the `docs` se
 PARALLEL = ("-n", "2")
 
 
-@nox.session(requires=["docs"])
+@nox.session(requires=["docs"], venv_backend="none")
 def e2e(session: nox.Session) -> None:
     """The built site in Chromium (Playwright), its links and consistency, one more clean build."""
-    install_project(session, "dev")
-    session.install(*CONSTRAINTS, "playwright")
-    session.run("pytest", *PARALLEL, *(session.posargs or ["tests/site"]), env=SITE_ENV)
+    project(session, "pytest", *PARALLEL, *(session.posargs or ["tests/site"]), env=SITE_ENV)
 
 
 @nox.session(name="copy-paste", requires=["docs"])
@@ -91,15 +103,14 @@ def copy_paste(session: nox.Session) -> None:
     session.run("python", "-m", "pytest", *PARALLEL, tests, *session.posargs, env=env)
 
 
-@nox.session
+@nox.session(venv_backend="none")
 def bench(session: nox.Session) -> None:
     """Build times as ratios to the floor; `-- --posts 36` times a synthetic 36-post copy.
 
     Synthetic mode adds the excerpt change's ratios, the search index's size and the
     `mkdocs serve` author loop; `--no-cold` skips the builds that execute code.
     """
-    install_project(session)
-    session.run("python", "benchmarks/bench.py", *session.posargs, env=ENV)
+    project(session, "python", "benchmarks/bench.py", *session.posargs)
 
 
 LIGHTHOUSE = "13.5.0"  # from npm, into nox's cache folder; Chromium is Debian's

@@ -99,6 +99,10 @@ OVERFLOWING = """() => {
 }"""
 
 
+def newest_first(count: int) -> list[Post]:
+    return sorted(POSTS, key=lambda p: p.date, reverse=True)[:count]
+
+
 def is_local(url: str) -> bool:
     parts = urlsplit(url)
     return parts.scheme in {"data", "blob", "about"} or parts.hostname == "127.0.0.1"
@@ -324,6 +328,53 @@ def test_post_loads_no_search_index_until_search(phone: PhoneVisit) -> None:
     assert phone.index_on_search, "search index not fetched when search opened"
 
 
+# The elements painted on the first screen of a phone: [index in the document, name, top,
+# left] each.
+FIRST_SCREEN = """() => [...document.body.getElementsByTagName('*')].flatMap((el, i) => {
+  const box = el.getBoundingClientRect();
+  const painted = box.width > 0 && box.height > 0 && box.top < innerHeight && box.bottom > 0;
+  const name = el.tagName.toLowerCase() + [...el.classList].map(c => '.' + c).join('');
+  return painted ? [[i, name, Math.round(box.top), Math.round(box.left)]] : [];
+})"""
+
+
+def first_screen(browser, url: str, html: str | None = None) -> dict[tuple[int, str], tuple]:
+    """Where a page's elements sit at 390 px (top, left), scripts off; `html` replaces the
+    page's HTML."""
+    context = browser.new_context(viewport=PHONE, is_mobile=True, java_script_enabled=False)
+    if html is not None:
+        context.route(url, lambda route: route.fulfill(body=html, content_type="text/html"))
+    try:
+        page = context.new_page()
+        page.goto(url, wait_until="load")
+        return {
+            (index, name): (top, left) for index, name, top, left in page.evaluate(FIRST_SCREEN)
+        }
+    finally:
+        context.close()
+
+
+# Every post has the same template: the newest post stands for all of them.
+@pytest.mark.parametrize("path", ["", newest_first(1)[0].url], ids=["home", "post"])
+def test_first_screen_does_not_shift_while_the_page_arrives(
+    path: str, site_dir: Path, browser, base_url: str
+) -> None:
+    """A browser paints a page before all of it has arrived. What it paints of the first
+    screen then (here: the HTML cut after the article's second paragraph) stays where the
+    whole page has it: no layout shift as the rest arrives."""
+    html = (site_dir / path / "index.html").read_text(encoding="utf-8")
+    article = html.index("<article")
+    cut = html.index("</p>", html.index("</p>", article) + 4) + 4
+    url = base_url + path
+    whole, partial = first_screen(browser, url), first_screen(browser, url, html[:cut])
+    moved = [
+        f"{name} (#{index}) at {place}, then {whole.get((index, name), 'off screen')}"
+        for (index, name), place in partial.items()
+        if whole.get((index, name)) != place
+    ]
+    assert not moved, "the first screen moves as the page arrives: " + "; ".join(moved[:5])
+
+
 # -- search -----------------------------------------------------------------------------
 
 CJK_WORD = re.compile(r"[\u4e00-\u9fff]+")
@@ -446,10 +497,6 @@ def test_search_finds_post_by_phrases(post: Post, site_dir: Path, search_page) -
 
 
 # -- home page and feed -----------------------------------------------------------------
-
-
-def newest_first(count: int) -> list[Post]:
-    return sorted(POSTS, key=lambda p: p.date, reverse=True)[:count]
 
 
 def test_home_page_lists_latest_posts(browser, base_url: str) -> None:

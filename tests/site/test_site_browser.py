@@ -119,7 +119,7 @@ class Visit:
     hidden_blocks: list[str] = field(default_factory=list)
     block_counts: dict[str, int] = field(default_factory=dict)
     copies: list[tuple[int, str, str]] = field(default_factory=list)  # (index, expected, got)
-    schemes: list[str | None] = field(default_factory=list)
+    schemes: list[list[str]] = field(default_factory=list)  # [palette, root colour scheme]
     figures_shown: list[list[str]] = field(default_factory=list)  # per scheme, per figure
     switching: list[list[str]] = field(default_factory=list)  # at load, after the toggles
 
@@ -201,7 +201,9 @@ def visit(post: Post, browser, base_url: str, screenshots: Path) -> Visit:
         visit.math, visit.leftover_tex = measured["math"], measured["leftover_tex"]
         visit.block_counts, visit.hidden_blocks = measured["counts"], measured["hidden"]
         check_copy_buttons(page, visit)
-        scheme = "document.body.getAttribute('data-md-color-scheme')"
+        # The body's palette, and the colour scheme of the root (canvas, scrollbars).
+        scheme = """[document.body.getAttribute('data-md-color-scheme'),
+                     getComputedStyle(document.documentElement).colorScheme]"""
         visit.schemes.append(page.evaluate(scheme))
         visit.figures_shown.append(page.evaluate(FIGURES_SHOWN))
         for _ in range(2):
@@ -247,8 +249,10 @@ def test_copy_button_copies_the_code(post: Post, visit: Visit) -> None:
 
 
 def test_palette_toggle_switches_scheme(post: Post, visit: Visit) -> None:
-    """The palette toggle switches the page to the dark scheme and back."""
-    assert visit.schemes == ["default", "slate", "default"]
+    """The palette toggle switches the page to the dark scheme and back; the page's canvas
+    and scrollbars (the root's colour scheme) go dark with it."""
+    assert [palette for palette, _ in visit.schemes] == ["default", "slate", "default"]
+    assert [root == "dark" for _, root in visit.schemes] == [False, True, False]
 
 
 def test_palette_restyles_the_page_only_when_it_changes(post: Post, visit: Visit) -> None:

@@ -1,7 +1,8 @@
 """The worker process: executes pages' fences and sends their results back.
 
 Started by `runner.py` as `python -m plugins.runnable.worker READ_FD WRITE_FD ROOT`; it
-imports the heavy libraries once, then runs one page per job until its input closes.
+runs one page per job until its input closes. The heavy libraries are imported by the
+pages that use them, once per worker, and set up as they are imported (see `prepare`).
 Each fence runs as the `__main__` module from a real file, so `multiprocessing` spawn
 children can import what it defines, and its output is captured at the file-descriptor
 level, so prints from imported functions and from child processes are kept.
@@ -9,6 +10,8 @@ level, so prints from imported functions and from child processes are kept.
 
 from __future__ import annotations
 
+import importlib.abc
+import importlib.machinery
 import os
 import random
 import sys
@@ -26,23 +29,48 @@ SEED = 0
 SEED_POLICY = f"random/numpy/torch seeded {SEED} per page; torch threads 1"
 
 
-def warm_up() -> None:
-    """Import the libraries most pages use, once per worker, and fix their global state."""
-    try:
-        import matplotlib
+def _reset_matplotlib(matplotlib: types.ModuleType) -> None:
+    if "matplotlib.pyplot" in sys.modules:
+        sys.modules["matplotlib.pyplot"].close("all")
+    matplotlib.rcdefaults()
+    matplotlib.rcParams.update(RC)
 
-        matplotlib.use("Agg")
-        import matplotlib.pyplot  # noqa: F401
 
-        register_font()
-    except ImportError:
-        pass
-    try:
-        import torch
+#: The state each of these libraries starts every page in, once a page has imported it.
+RESET = {
+    "numpy": lambda numpy: numpy.random.seed(SEED),
+    "torch": lambda torch: torch.manual_seed(SEED),
+    "matplotlib": _reset_matplotlib,
+}
+#: What a worker does once, when a page first imports the library (then the RESET step).
+#: Importing torch costs ~3 s of CPU: a worker whose pages never use it does not pay it.
+FIRST = {
+    "matplotlib": lambda matplotlib: (matplotlib.use("Agg"), register_font()),
+    "torch": lambda torch: torch.set_num_threads(1),
+}
 
-        torch.set_num_threads(1)
-    except ImportError:
-        pass
+
+class _Prepare(importlib.abc.MetaPathFinder):
+    """Finds the libraries of RESET as Python would; sets each up once it is loaded."""
+
+    def find_spec(self, name, path, target=None):  # noqa: ANN001, ANN201 (importlib's API)
+        spec = name in RESET and importlib.machinery.PathFinder.find_spec(name, path, target)
+        if not spec or not spec.loader:
+            return None  # not ours, or not found: the other finders decide
+        load = spec.loader.exec_module  # the loader object is this module's own
+
+        def exec_module(module: types.ModuleType) -> None:
+            load(module)
+            FIRST.get(name, lambda _: None)(module)
+            RESET[name](module)
+
+        spec.loader.exec_module = exec_module
+        return spec
+
+
+def prepare() -> None:
+    """Set up each library of RESET when a page first imports it (once per worker)."""
+    sys.meta_path.insert(0, _Prepare())
 
 
 def reset(root: Path) -> None:
@@ -53,17 +81,9 @@ def reset(root: Path) -> None:
         if file and _is_repository_file(Path(file), root):
             del sys.modules[name]  # re-imported from disk: an edited module is never stale
     random.seed(SEED)
-    if "numpy" in sys.modules:
-        sys.modules["numpy"].random.seed(SEED)
-    if "torch" in sys.modules:
-        sys.modules["torch"].manual_seed(SEED)
-    if "matplotlib.pyplot" in sys.modules:
-        import matplotlib
-        import matplotlib.pyplot as plt
-
-        plt.close("all")
-        matplotlib.rcdefaults()
-        matplotlib.rcParams.update(RC)
+    for name, step in RESET.items():
+        if name in sys.modules:
+            step(sys.modules[name])
 
 
 def _is_repository_file(file: Path, root: Path) -> bool:
@@ -217,7 +237,7 @@ def main(argv: list[str]) -> None:
     root = Path(argv[3]).resolve()
     sys.path.insert(0, str(root))
     sys.stdout.reconfigure(line_buffering=True)  # keep prints and tracebacks in order
-    warm_up()
+    prepare()
     send.send(("ready",))
     while True:
         try:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 import textwrap
 import time
 from pathlib import Path
@@ -52,11 +53,19 @@ def test_sessions_share_globals_and_others_do_not(tmp_path: Path) -> None:
 
 
 def test_pages_start_from_the_same_seed(tmp_path: Path) -> None:
-    """Every page starts from seed 0, whichever worker runs it and in what order."""
-    code = "import torch, numpy, random\nprint(torch.rand(1).item(), numpy.random.rand(), random.random())"
+    """Every page starts from seed 0 with one torch thread, whichever worker runs it and in
+    what order: the first page of a worker imports the libraries, the next finds them."""
+    import numpy
+    import torch
+
+    code = """\
+    import torch, numpy, random
+    print(torch.rand(1).item(), numpy.random.rand(), random.random(), torch.get_num_threads())
+    """
     outcomes = run(tmp_path, {f"p{i}.md": fence(code) for i in range(4)}, workers=2)
     outputs = {o.results[0].output for o in outcomes.values()}
-    assert len(outputs) == 1
+    torch.manual_seed(0), numpy.random.seed(0), random.seed(0)
+    assert outputs == {f"{torch.rand(1).item()} {numpy.random.rand()} {random.random()} 1\n"}
 
 
 def test_spawned_processes_can_use_fence_functions(tmp_path: Path) -> None:

@@ -146,14 +146,23 @@ def open_page(browser, base_url: str, **options):
     return context, page, visit
 
 
-# Reveals a code block, puts a sentinel on the clipboard, and returns the block's code.
+# Reveals a code block and scrolls it into view (Material mounts a block's copy button when
+# the block first comes into view: `content.lazy`), puts a sentinel on the clipboard, and
+# returns the block's code.
 PREPARE_COPY = f"""(el, sentinel) => {{
   ({REVEAL})(el);
+  el.scrollIntoView({{block: 'center'}});
   const code = el.querySelector('pre > code').textContent;
   return navigator.clipboard.writeText(sentinel).then(() => code);
 }}"""
-# Truthy (the clipboard's text, boxed) once something replaced the sentinel.
-COPIED = "s => navigator.clipboard.readText().then(t => t !== s && {text: t})"
+# The clipboard's text once something replaced the sentinel (the sentinel after 5 s).
+COPIED = """s => new Promise(resolve => {
+  const start = performance.now();
+  (function poll() {
+    navigator.clipboard.readText().then(text =>
+      text !== s || performance.now() - start > 5000 ? resolve(text) : setTimeout(poll, 10));
+  })();
+})"""
 
 
 def check_copy_buttons(page, visit: Visit) -> None:
@@ -163,14 +172,8 @@ def check_copy_buttons(page, visit: Visit) -> None:
         sentinel = f"<clipboard before copy {index}>"
         # Material copies the code element's text without trailing whitespace.
         expected = source.evaluate(PREPARE_COPY, sentinel).rstrip()
-        # Material mounts a block's copy button when the block first comes into view
-        # (`content.lazy`): Playwright's click waits for the button to exist.
-        source.scroll_into_view_if_needed()
-        source.locator("[data-clipboard-target]").first.click()
-        copied = page.wait_for_function(COPIED, arg=sentinel, timeout=5000).json_value()
-        if not isinstance(copied, dict):  # the wait resolved without the text: read it now
-            copied = {"text": page.evaluate("() => navigator.clipboard.readText()")}
-        visit.copies.append((index, expected, copied["text"]))
+        source.locator("[data-clipboard-target]").first.click()  # waits for the button
+        visit.copies.append((index, expected, page.evaluate(COPIED, sentinel)))
 
 
 def screenshot(page, path: Path) -> None:

@@ -68,7 +68,24 @@ COLOR_SCHEME = Patch(
     ),
 )
 
-PATCHES = (SEGMENTER, PALETTE, COLOR_SCHEME)
+# overrides/main.html starts Material's bundle after the browser has drawn the first frame,
+# when the page has been parsed. The bundle's `watchDocument` waits for the document's
+# `DOMContentLoaded`, which has passed by then, so nothing of Material would mount. The fix
+# emits the document at once (in a task of its own, as the event would) when parsing is
+# over, and waits for the event as before when it is not.
+DOCUMENT_PARSED = Patch(
+    "assets/javascripts/bundle.*.min.js",
+    "Material mounts nothing when it starts after the page was parsed",
+    (
+        (
+            'return h(document,"DOMContentLoaded",{once:!0}).subscribe(()=>e.next(document)),e}',
+            'return document.readyState==="loading"?h(document,"DOMContentLoaded",{once:!0})'
+            ".subscribe(()=>e.next(document)):setTimeout(()=>e.next(document)),e}",
+        ),
+    ),
+)
+
+PATCHES = (SEGMENTER, PALETTE, COLOR_SCHEME, DOCUMENT_PARSED)
 SOURCE_MAP = "\n//# sourceMappingURL="
 
 

@@ -12,7 +12,16 @@ from pathlib import Path
 import material
 import pytest
 
-from plugins.runnable.theme_patches import COLOR_SCHEME, PALETTE, PATCHES, SEGMENTER, patch_theme
+from plugins.runnable.theme_patches import (
+    COLOR_SCHEME,
+    DOCUMENT_PARSED,
+    PALETTE,
+    PATCHES,
+    SEGMENTER,
+    patch_theme,
+)
+
+BUNDLE_PATCHES = (PALETTE, COLOR_SCHEME, DOCUMENT_PARSED)
 
 ASSETS = Path(material.__file__).parent / "templates"
 SEGMENT = re.compile(
@@ -44,26 +53,28 @@ def test_the_pinned_worker_is_patched_once(site: Path) -> None:
     assert worker_text(site) == patched
 
 
-@pytest.mark.parametrize("patch", [PALETTE, COLOR_SCHEME], ids=["palette", "color-scheme"])
+@pytest.mark.parametrize(
+    "patch", BUNDLE_PATCHES, ids=["palette", "color-scheme", "document-parsed"]
+)
 def test_the_pinned_bundle_is_patched_once(site: Path, patch) -> None:
     (bundle,) = (site / "assets/javascripts").glob("bundle.*.min.js")
     original = bundle.read_text(encoding="utf-8")
     assert patch_theme(site, (patch,)) == []
     patched = bundle.read_text(encoding="utf-8")
-    ((old, new),) = patch.edits
-    assert original.count(old) == 1 and old not in patched and patched.count(new) == 1
+    for old, new in patch.edits:
+        assert original.count(old) == 1 and old not in patched and patched.count(new) == 1
     # The map describes the original; the patched file no longer points to it.
     assert "sourceMappingURL" in original and "sourceMappingURL" not in patched
     assert patch_theme(site, (patch,)) == []
     assert bundle.read_text(encoding="utf-8") == patched
 
 
-def test_the_bundle_takes_both_of_its_patches(site: Path) -> None:
-    """PALETTE and COLOR_SCHEME edit one file, one after the other."""
+def test_the_bundle_takes_all_of_its_patches(site: Path) -> None:
+    """PALETTE, COLOR_SCHEME and DOCUMENT_PARSED edit one file, one after the other."""
     (bundle,) = (site / "assets/javascripts").glob("bundle.*.min.js")
-    assert patch_theme(site, (PALETTE, COLOR_SCHEME)) == []
+    assert patch_theme(site, BUNDLE_PATCHES) == []
     patched = bundle.read_text(encoding="utf-8")
-    edits = [edit for patch in (PALETTE, COLOR_SCHEME) for edit in patch.edits]
+    edits = [edit for patch in BUNDLE_PATCHES for edit in patch.edits]
     assert all(old not in patched and new in patched for old, new in edits)
 
 

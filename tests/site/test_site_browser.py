@@ -382,6 +382,62 @@ def test_first_screen_does_not_shift_while_the_page_arrives(
     assert not moved, "the first screen moves as the page arrives: " + "; ".join(moved[:5])
 
 
+# Before the page's scripts: count the frames the browser draws; note the count and the
+# root's classes when the parser inserts Material's bundle tag (a script, or the preload
+# of overrides/main.html; a mutation record, delivered before a script runs) and when the bundle finishes (its last statement sets
+# window.component$).
+WHEN_MATERIAL_RUNS = """
+window.__frames = 0;
+(function frame() {
+  window.__frames++;
+  requestAnimationFrame(frame);
+})();
+new MutationObserver((records, observer) => {
+  if (document.querySelector("script[src*='/bundle.'], link[href*='/bundle.']")) {
+    window.__framesAtScript = window.__frames;
+    window.__classesAtScript = document.documentElement.className;
+    observer.disconnect();
+  }
+}).observe(document, {childList: true, subtree: true});
+Object.defineProperty(window, "component$", {
+  configurable: true,
+  set(value) {
+    window.__material = [window.__framesAtScript, window.__frames];
+    window.__classes = [window.__classesAtScript, document.documentElement.className];
+    Object.defineProperty(window, "component$", {value, writable: true, configurable: true});
+  },
+});
+"""
+DOCUMENT_EMITS = """new Promise(resolve => {
+  window.document$.subscribe(() => resolve(true));
+  setTimeout(() => resolve(false), 5000);
+})"""
+
+
+@pytest.mark.parametrize("path", ["", newest_first(1)[0].url], ids=["home", "post"])
+def test_material_runs_after_the_first_frame(path: str, browser, base_url: str) -> None:
+    """The browser draws a frame between the parser's coming to Material's bundle tag and
+    the bundle's running (overrides/main.html), so the page's first style and layout is not
+    part of the script's long task; the bundle finds the root's classes as it would set
+    them; and it still mounts its components (theme_patches.DOCUMENT_PARSED)."""
+    context, page, visit = open_page(browser, base_url, viewport=PHONE, is_mobile=True)
+    try:
+        page.add_init_script(WHEN_MATERIAL_RUNS)
+        page.goto(base_url + path, wait_until="load")
+        page.wait_for_function("window.__material !== undefined")
+        at_script, at_end = page.evaluate("window.__material")
+        assert at_end > at_script, "Material ran before the browser drew a frame"
+        # The root's classes were set in the head (overrides/main.html): Material's change
+        # of them would restyle the whole parsed page.
+        at_script, at_end = (set(c.split()) for c in page.evaluate("window.__classes"))
+        assert at_script == at_end == {"js", "js-focus-visible"}
+        # Material mounts its components when its document$ emits (true at once if it has).
+        assert page.evaluate(DOCUMENT_EMITS)
+        assert not visit.console_errors
+    finally:
+        context.close()
+
+
 # -- search -----------------------------------------------------------------------------
 
 CJK_WORD = re.compile(r"[\u4e00-\u9fff]+")

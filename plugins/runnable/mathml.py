@@ -159,6 +159,29 @@ def _accents_as_tex(mathml: str) -> str:
     return _overline_as_border(mathml)
 
 
+# latex2mathml wraps every formula in an <mrow>, and each one-token group ({a} of \frac{a}{b},
+# {i} of x_{i}) in another. <math> lays out its children as an <mrow> does, and an <mi> or
+# <mn> alone lays out as it does inside its own <mrow> (an <mo> does not: where it stands in
+# a row decides its spacing, so those rows stay). Chromium styles and lays out every element,
+# and on the formula-heavy posts these rows were a tenth of the page's elements.
+_LONE_TOKEN = re.compile(r"<mrow>(<m[in]>[^<]*</m[in]>)</mrow>")
+_OUTER_ROW = re.compile(r"\A(<math [^>]*>)<mrow>(.*)</mrow></math>\Z", re.DOTALL)
+_ROW_TAG = re.compile(r"<(/?)mrow\b[^>]*>")
+
+
+def _without_redundant_rows(mathml: str) -> str:
+    mathml = _LONE_TOKEN.sub(r"\1", mathml)
+    outer = _OUTER_ROW.match(mathml)
+    if not outer:
+        return mathml
+    depth = 0  # the first <mrow> must close at the end, not before: <mrow>a</mrow><mrow>b</mrow>
+    for tag in _ROW_TAG.finditer(outer[2]):
+        depth += -1 if tag[1] else 1
+        if depth < 0:
+            return mathml
+    return f"{outer[1]}{outer[2]}</math>"
+
+
 class MathError(ValueError):
     """A formula latex2mathml cannot convert, or converts with a command left over."""
 
@@ -189,7 +212,8 @@ def to_mathml(latex: str, *, display: bool) -> str:
         raise MathError(latex, "aligned rows are not laid out: use \\begin{array}{rl} or align*")
     mathml = _VARIANT.sub(_alphanumeric, mathml)
     mathml = _accents_as_tex(_delimiters_as_tex(_limits_underneath(mathml)))
-    return _SPACE_BEFORE.sub(_THIN, _SPACE_AFTER.sub(lambda m: m[0] + _THIN, mathml))
+    mathml = _SPACE_BEFORE.sub(_THIN, _SPACE_AFTER.sub(lambda m: m[0] + _THIN, mathml))
+    return _without_redundant_rows(mathml)
 
 
 # A `$` left in the prose is a formula arithmatex did not take: it wants no space just

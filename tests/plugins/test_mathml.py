@@ -9,7 +9,12 @@ import unicodedata
 
 import pytest
 
-from plugins.runnable.mathml import MathError, convert_html, to_mathml
+from plugins.runnable.mathml import (
+    MathError,
+    _without_redundant_rows,
+    convert_html,
+    to_mathml,
+)
 
 THIN = '<mspace width="0.1667em"></mspace>'
 
@@ -138,3 +143,36 @@ def test_overline_is_a_border_over_the_whole_box(latex: str) -> None:
     letters = re.findall(r"<m[in][^>]*>([^<]*)</m[in]>", box)
     assert letters[:2] == (["V", "E"] if "VE" in latex else ["x", "y"])
     assert mathml.count('class="runnable-overline"') == latex.count(r"\overline")
+
+
+@pytest.mark.parametrize(
+    ("latex", "inside"),
+    [
+        ("x", "<mi>x</mi>"),
+        (r"\frac{a}{2}", "<mfrac><mi>a</mi><mn>2</mn></mfrac>"),
+        (r"x_{i}^{2}", "<msubsup><mi>x</mi><mi>i</mi><mn>2</mn></msubsup>"),
+        (r"{a}{b}", "<mi>a</mi><mi>b</mi>"),
+    ],
+)
+def test_rows_around_one_letter_or_number_are_dropped(latex: str, inside: str) -> None:
+    """Neither the formula's outer <mrow> nor one around a lone <mi>/<mn> reaches the page
+    (tests/site/test_site_math_layout.py checks in Chromium that nothing moves)."""
+    mathml = to_mathml(latex, display=False)
+    assert re.fullmatch(r"<math [^>]*>(.*)</math>", mathml)[1] == inside
+
+
+@pytest.mark.parametrize(
+    ("latex", "row"),
+    [
+        (r"\sum_{i=1}^n", "<mrow><mi>i</mi><mo>&#x0003D;</mo><mn>1</mn></mrow>"),  # a group
+        (r"\frac{-}{x}", "<mrow><mo>&#x02212;</mo></mrow>"),  # an operator's row sets its space
+    ],
+)
+def test_rows_that_group_or_hold_an_operator_stay(latex: str, row: str) -> None:
+    assert row in to_mathml(latex, display=False)
+
+
+def test_two_rows_side_by_side_are_no_outer_row() -> None:
+    """`<mrow>…</mrow><mrow>…</mrow>` opens and closes with a row, and neither is the outer one."""
+    mathml = '<math display="block"><mrow><mo>-</mo><mi>a</mi></mrow><mrow><mo>-</mo></mrow></math>'
+    assert _without_redundant_rows(mathml) == mathml

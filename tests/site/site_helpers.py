@@ -64,12 +64,17 @@ def exec_fences(markdown: str) -> list[ExecFence]:
 
 
 _CODE = re.compile(r"^(`{3,}|~{3,}).*?^\1[ \t]*$|`+[^`\n]*`+", re.MULTILINE | re.DOTALL)
-_MATH = re.compile(r"\$\$.+?\$\$|\$[^$\s](?:[^$\n]*?[^$\s])?\$", re.DOTALL)
+_MATH = re.compile(r"\$\$(.+?)\$\$|\$([^$\s](?:[^$\n]*?[^$\s])?)\$", re.DOTALL)
+
+
+def formulas(markdown: str) -> list[tuple[str, bool]]:
+    """The Markdown's `$...$` and `$$...$$` formulas outside code: (LaTeX, display)."""
+    found = _MATH.finditer(_CODE.sub("", markdown))
+    return [((m[1] or m[2]).strip(), m[1] is not None) for m in found]
 
 
 def has_math(markdown: str) -> bool:
-    """Whether the Markdown has a `$...$` or `$$...$$` formula outside code."""
-    return bool(_MATH.search(_CODE.sub("", markdown)))
+    return bool(formulas(markdown))
 
 
 def front_matter(markdown: str) -> dict:

@@ -1,17 +1,23 @@
 """A reader's copy-paste: the code each post displays runs in a plain torch/numpy/matplotlib Python.
 
 Run by `nox -s copy-paste` (collected only with RUNNABLE_COPY_PASTE=1), whose interpreter
-has torch, numpy and matplotlib installed and not this project (pytest itself is only on PYTHONPATH, which `python -I` ignores). Each
-script runs with `-I` (no PYTHON* variables, no script directory or user site on sys.path)
-in an empty temporary directory, as a reader's fresh file would.
+has torch, numpy and matplotlib installed and not this project (pytest itself is only on
+PYTHONPATH, which `python -I` ignores). Each script runs as `python -I script` (no PYTHON*
+variables, no script directory or user site on sys.path) in an empty temporary directory,
+as a reader's fresh file would: in a fork of a `python -I` that imported torch, numpy and
+matplotlib once (`reader_python.py` says what the child shares with a fresh interpreter).
 """
 
 from __future__ import annotations
 
+import json
 import os
 import re
+import shutil
 import subprocess
 import sys
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -34,16 +40,45 @@ def reader_env() -> dict[str, str]:
     return env | {"OMP_NUM_THREADS": "1"}
 
 
-def run_reader(script: Path, cwd: Path) -> subprocess.CompletedProcess:
-    """`python -I script` in `cwd`, headless matplotlib, the reader's interpreter."""
-    return subprocess.run(
-        [sys.executable, "-I", str(script)],
-        cwd=cwd,
-        env=reader_env() | {"MPLBACKEND": "Agg"},
-        capture_output=True,
-        text=True,
-        timeout=TIMEOUT,
-    )
+class Reader:
+    """The readers' interpreter, started once: `run(script, cwd)` runs a script in a fork."""
+
+    def __init__(self) -> None:
+        command = [sys.executable, "-I", str(Path(__file__).with_name("reader_python.py"))]
+        env = reader_env() | {"MPLBACKEND": "Agg"}  # headless matplotlib
+        self.process = subprocess.Popen(
+            command, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+        )
+        self.outputs = Path(tempfile.mkdtemp(prefix="reader-"))  # not in the script's cwd
+
+    def run(self, script: Path, cwd: Path) -> subprocess.CompletedProcess:
+        """What `python -I script` in `cwd` returns: exit status, stdout, stderr."""
+        out, err = self.outputs / "stdout", self.outputs / "stderr"
+        request = {"script": str(script), "cwd": str(cwd), "stdout": str(out)}
+        request |= {"stderr": str(err), "timeout": TIMEOUT}
+        self.process.stdin.write(json.dumps(request) + "\n")
+        self.process.stdin.flush()
+        answer = self.process.stdout.readline()
+        if not answer:
+            raise RuntimeError(f"the reader interpreter exited ({self.process.wait()})")
+        returncode = json.loads(answer)["returncode"]
+        stdout, stderr = (f.read_text(encoding="utf-8", errors="replace") for f in (out, err))
+        if returncode is None:
+            raise subprocess.TimeoutExpired([script], TIMEOUT, stdout, stderr)
+        return subprocess.CompletedProcess([script], returncode, stdout, stderr)
+
+    def close(self) -> None:
+        self.process.stdin.close()  # its loop ends
+        self.process.wait(timeout=60)
+        self.process.stdout.close()
+        shutil.rmtree(self.outputs)
+
+
+@pytest.fixture(scope="session")
+def reader() -> Iterator[Reader]:
+    reader = Reader()
+    yield reader
+    reader.close()
 
 
 def tail(process: subprocess.CompletedProcess, lines: int = 40) -> str:
@@ -71,19 +106,55 @@ def module_level_line(stderr: str, script: Path) -> int | None:
 
 
 @pytest.mark.parametrize("module", ["snippets", "plugins", "mkdocs"])
-def test_reader_python_lacks_the_project(module: str, tmp_path: Path) -> None:
+def test_reader_python_lacks_the_project(module: str, reader: Reader, tmp_path: Path) -> None:
     """The interpreter that runs readers' code cannot import this project or MkDocs."""
     script = tmp_path / "probe.py"
     script.write_text(f"import torch, numpy, matplotlib\nimport {module}\n", encoding="utf-8")
-    process = run_reader(script, tmp_path)
+    process = reader.run(script, tmp_path)
     assert f"No module named '{module}'" in process.stderr, (
         f"`import {module}` works in {sys.executable}: run this test with `nox -s copy-paste`\n"
         + tail(process)
     )
 
 
+# What a script sees of its interpreter, and how a failure looks: a reader's fresh
+# `python -I` is the oracle for the fork that runs the posts' code.
+PROBE = """import json, os, sys
+print(json.dumps([__name__, sys.argv, os.getcwd(), sys.path, sys.flags.isolated,
+                  sorted(globals()), os.listdir("."), sys.stdin.read()]))
+print("to stderr", file=sys.stderr)
+{last}
+"""
+
+
+@pytest.mark.parametrize(
+    "last", ["", "np.zeros(1)  # numpy not imported here", "raise SystemExit(3)"]
+)
+def test_reader_runs_a_script_as_a_fresh_interpreter(
+    last: str, reader: Reader, tmp_path: Path
+) -> None:
+    script = tmp_path / "probe.py"
+    script.write_text(PROBE.format(last=last), encoding="utf-8")
+    fresh = subprocess.run(
+        [sys.executable, "-I", str(script)],
+        cwd=tmp_path,
+        env=reader_env() | {"MPLBACKEND": "Agg"},
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT,
+    )
+    forked = reader.run(script, tmp_path)
+    assert (forked.returncode, forked.stdout) == (fresh.returncode, fresh.stdout)
+    # The traceback: the fork's has runpy's frames above the script's; the rest is the same.
+    assert forked.stderr.splitlines()[-2:] == fresh.stderr.splitlines()[-2:]
+    assert module_level_line(forked.stderr, script) == module_level_line(fresh.stderr, script)
+
+
 @pytest.mark.parametrize("post", POSTS, ids=[p.slug for p in POSTS])
-def test_displayed_code_runs_when_pasted(post: Post, site_dir: Path, tmp_path: Path) -> None:
+def test_displayed_code_runs_when_pasted(
+    post: Post, site_dir: Path, reader: Reader, tmp_path: Path
+) -> None:
     """A post's displayed code, concatenated in page order, runs as one plain script.
 
     A fence marked allow_error="on" is left out of that script; instead the code above it
@@ -106,7 +177,7 @@ def test_displayed_code_runs_when_pasted(post: Post, site_dir: Path, tmp_path: P
     assert all(line.startswith("#") for line in header.split("\n")), "header is not comments"
     script = tmp_path / download.name
     script.write_text(text, encoding="utf-8")
-    process = run_reader(script, tmp_path)
+    process = reader.run(script, tmp_path)
     if process.returncode:
         pytest.fail(f"{script.name} (all displayed code) failed:\n{tail(process)}", pytrace=False)
 
@@ -114,7 +185,7 @@ def test_displayed_code_runs_when_pasted(post: Post, site_dir: Path, tmp_path: P
         script = tmp_path / f"{post.module}_until_block_{k + 1}.py"
         blocks = [code for i, code in enumerate(sources[:k]) if i not in failing]
         ranges = write_script(script, [*blocks, sources[k]])
-        process = run_reader(script, tmp_path)
+        process = reader.run(script, tmp_path)
         line = module_level_line(process.stderr, script)
         where = f"code block {k + 1} (allow_error) of {post.slug}"
         if process.returncode == 0:
@@ -147,14 +218,17 @@ def test_notebook_is_valid_and_runs(post: Post, site_dir: Path, tmp_path: Path) 
         timeout=TIMEOUT,
         kernel_name="python3",
         resources={"metadata": {"path": str(tmp_path)}},
+        # Every cell has run when the kernel stops: a graceful stop of a kernel that imported
+        # torch took ~2.3 s more, per notebook, than killing it.
+        shutdown_kernel="immediate",
     )
     # The kernel: this interpreter, without the pytest runner's path.
     client.execute(env=reader_env())
 
 
 @pytest.mark.parametrize("module", MODULES, ids=[m.stem for m in MODULES])
-def test_snippet_module_runs_standalone(module: Path, tmp_path: Path) -> None:
+def test_snippet_module_runs_standalone(module: Path, reader: Reader, tmp_path: Path) -> None:
     """`python snippets/<module>.py` runs with nothing but torch, numpy and matplotlib."""
-    process = run_reader(module, tmp_path)
+    process = reader.run(module, tmp_path)
     if process.returncode:
         pytest.fail(f"snippets/{module.name} failed:\n{tail(process)}", pytrace=False)

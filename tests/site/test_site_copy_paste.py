@@ -40,14 +40,18 @@ def reader_env() -> dict[str, str]:
     return env | {"OMP_NUM_THREADS": "1"}
 
 
+def script_env() -> dict[str, str]:
+    """The readers' environment for a script: headless matplotlib."""
+    return reader_env() | {"MPLBACKEND": "Agg"}
+
+
 class Reader:
     """The readers' interpreter, started once: `run(script, cwd)` runs a script in a fork."""
 
     def __init__(self) -> None:
         command = [sys.executable, "-I", str(Path(__file__).with_name("reader_python.py"))]
-        env = reader_env() | {"MPLBACKEND": "Agg"}  # headless matplotlib
         self.process = subprocess.Popen(
-            command, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+            command, env=script_env(), stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
         )
         self.outputs = Path(tempfile.mkdtemp(prefix="reader-"))  # not in the script's cwd
 
@@ -138,7 +142,7 @@ def test_reader_runs_a_script_as_a_fresh_interpreter(
     fresh = subprocess.run(
         [sys.executable, "-I", str(script)],
         cwd=tmp_path,
-        env=reader_env() | {"MPLBACKEND": "Agg"},
+        env=script_env(),
         stdin=subprocess.DEVNULL,
         capture_output=True,
         text=True,
